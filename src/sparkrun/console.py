@@ -1,0 +1,129 @@
+"""The only module that prints. Data (tables, JSON, plans) goes to stdout; progress, warnings and errors to stderr,
+so `--json` output stays machine-readable.
+
+rich is imported lazily (tables, live progress) because `sparkrun --help` must not pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
+
+from sparkrun.errors import SparkrunError
+
+
+class Console:
+    def __init__(self, verbosity: int = 0, quiet: bool = False) -> None:
+        self.verbosity = verbosity
+        self.quiet = quiet
+
+    # ---- messages (stderr) -------------------------------------------------------------------------
+    @staticmethod
+    def _err(line: str, stream: IO[str] | None = None) -> None:
+        out = stream or sys.stderr
+        out.write(line + "\n")
+        out.flush()
+
+    def info(self, message: str) -> None:
+        """A progress or status line; hidden by -q."""
+        if not self.quiet:
+            self._err(message)
+
+    def detail(self, message: str, level: int = 1) -> None:
+        """Shown only with -v (level 1) or -vv (level 2)."""
+        if self.verbosity >= level:
+            self._err(message)
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            self._err(f"warning: {message}")
+
+    def error(self, exc: SparkrunError) -> None:
+        self._err(f"error: {exc.message}")
+        if exc.detail:
+            for line in exc.detail.rstrip("\n").splitlines():
+                self._err(f"  | {line}")
+        if exc.hint:
+            self._err(f"hint: {exc.hint}")
+
+    # ---- data (stdout) -----------------------------------------------------------------------------
+    @staticmethod
+    def out(text: str = "") -> None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    @staticmethod
+    def json(obj: Any) -> None:
+        sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+        sys.stdout.flush()
+
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
+        from rich.console import Console as RichConsole  # deferred: rich costs ~30 ms to import
+        from rich.table import Table
+
+        table = Table(title=title, show_edge=False, header_style="bold", box=None, pad_edge=False)
+        for col in columns:
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*("" if cell is None else str(cell) for cell in row))
+        RichConsole(soft_wrap=False).print(table)
+
+    # ---- progress ----------------------------------------------------------------------------------
+    @contextmanager
+    def progress(self, message: str) -> Iterator[ProgressLine]:
+        """A single updating status line with elapsed time (a spinner on a TTY, plain lines otherwise)."""
+        line = ProgressLine(message, enabled=not self.quiet)
+        try:
+            yield line
+        finally:
+            line.close()
+
+
+class ProgressLine:
+    """`message (12.3s)` updated in place on a terminal; on a pipe each update prints once when its text changes."""
+
+    def __init__(self, message: str, *, enabled: bool = True) -> None:
+        self.started = time.monotonic()
+        self.message = message
+        self.enabled = enabled
+        self._tty = sys.stderr.isatty()
+        self._last = ""
+        self._live: Any = None
+        if enabled and self._tty:
+            from rich.console import Console as RichConsole
+
+            self._live = RichConsole(stderr=True).status(self._text())
+            self._live.start()
+        elif enabled:
+            self._emit()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def _text(self) -> str:
+        return f"{self.message} ({self.elapsed():.1f}s)"
+
+    def _emit(self) -> None:
+        if self.message != self._last:
+            self._last = self.message
+            sys.stderr.write(self._text() + "\n")
+            sys.stderr.flush()
+
+    def update(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        if not self.enabled:
+            return
+        if self._live is not None:
+            self._live.update(self._text())
+        else:
+            self._emit()
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
