@@ -101,6 +101,11 @@ class Runtime(ABC):
     def build(self, request: ServeRequest, topology: Topology) -> tuple[RankSpec, ...]:
         """One RankSpec per host in `topology`, rank order. Raise `sparkrun.errors.RecipeError` for bad input."""
 
+    def fallback_image(self, image: str) -> str | None:
+        """An image to run instead when `image` is not present on the head host (e.g. a local build tag that has a
+        published twin). The orchestration layer decides, from probed facts, whether to use it."""
+        return None
+
     def validate(self, request: ServeRequest) -> list[str]:
         """Problems a runtime can see in a request before anything runs (warnings, one line each)."""
         return []
