@@ -19,7 +19,9 @@ class Topology:
     """Where the ranks run. `hosts[0]` is the head (rank 0)."""
 
     hosts: tuple[str, ...]
-    # Per rank, the address the other ranks use to reach it; never a loopback address in multi-node jobs.
+    # Per rank, the address the other ranks use to reach it; never a loopback address in multi-node jobs. Give IP
+    # literals: Ray's --node-ip-address needs one, and llama.cpp's rpc-server binds to its rank's address when it is
+    # an IP (it has no authentication, so it is not exposed on every interface).
     addresses: tuple[str, ...]
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
@@ -69,11 +71,16 @@ class RankSpec:
 
     rank: int
     role: str  # "solo", "head" or "worker"
+    # The container's main process (`docker run … IMAGE ARGV…`), never wrapped in `sleep infinity` + `docker exec`.
+    # Run it as given: with an image ENTRYPOINT, pass `--entrypoint ARGV[0]` and ARGV[1:] as the command.
     argv: tuple[str, ...]
+    # Every per-rank variable is explicit here (NODE_IP, SPARKRUN_NODE_RANK, …) plus the recipe env; nothing relies
+    # on the container expanding a variable. Detected network env goes under it (`runtimes.network`).
     env: Mapping[str, str] = field(default_factory=dict)
     # Ranks start group by group (0 first); within a group, in parallel.
     start_group: int = 0
-    # After this rank starts, this TCP port must be listening on its host before the next group starts.
+    # After this rank starts, this TCP port must be listening on its host before the next group starts. Check it at
+    # the rank's address (`Topology.addresses[rank]`), not 127.0.0.1: a listener may be bound to that address only.
     wait_port: int | None = None
     # The OpenAI-compatible API served by this rank; readiness probes run against it.
     api_port: int | None = None
@@ -94,7 +101,9 @@ class Runtime(ABC):
         return {"port": self.default_port, "host": "0.0.0.0"}
 
     def mapped_keys(self) -> frozenset[str]:
-        """Settings keys this runtime turns into engine flags when the recipe has no `command:`."""
+        """Settings keys this runtime uses: those it turns into engine flags when the recipe has no `command:`, and
+        the launch knobs it reads itself (e.g. `init_port`, `ray_port`). The recipe validator warns about `defaults`
+        keys outside this set that the `command:` template does not use either."""
         return frozenset()
 
     @abstractmethod
