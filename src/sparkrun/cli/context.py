@@ -12,6 +12,8 @@ from sparkrun.console import Console
 if TYPE_CHECKING:
     from sparkrun.bootstrap import RuntimeRegistry
     from sparkrun.config import UserConfig
+    from sparkrun.orchestration.hosts import HostSelection
+    from sparkrun.orchestration.transport import Transport
 
 
 class AppContext:
@@ -31,6 +33,26 @@ class AppContext:
         from sparkrun.bootstrap import load_runtimes
 
         return load_runtimes()
+
+    @cached_property
+    def transport(self) -> Transport:
+        from sparkrun.orchestration.transport import Transport
+
+        parallel = self.user_config.get("ssh.max_parallel", 16)
+        return Transport(max_parallel=int(parallel))
+
+    def select_hosts(self, hosts: str | None, hosts_file: str | None, cluster: str | None) -> HostSelection:
+        from sparkrun.orchestration.hosts import resolve_hosts
+
+        return resolve_hosts(self.user_config, hosts=hosts, hosts_file=hosts_file, cluster=cluster)
+
+    def round_trips(self) -> None:
+        """With -v: how many sequential round trips each phase took (see bench/)."""
+        if self.verbosity < 1 or "transport" not in self.__dict__:
+            return
+        calls = self.transport.calls
+        total = sum(seconds for _host, _name, seconds in calls)
+        self.console.detail(f"{len(calls)} script runs, {total:.2f}s summed over hosts")
 
 
 pass_app = click.make_pass_decorator(AppContext, ensure=True)

@@ -1,0 +1,157 @@
+"""What runs where: sparkrun containers found by label on each host (one round trip per host, in parallel), grouped
+into jobs. Works from any control machine: everything needed is in the container labels."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparkrun.errors import InputError
+from sparkrun.orchestration.hosts import Host
+from sparkrun.orchestration.scripts import render_script
+from sparkrun.orchestration.transport import Transport
+
+JOB_ID_RE = re.compile(r"^[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    host: str
+    name: str
+    job: str
+    rank: int
+    role: str
+    state: str  # running, exited, created, ...
+    exit_code: int
+    image: str
+    started_at: str
+    labels: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "name": self.name,
+            "rank": self.rank,
+            "role": self.role,
+            "state": self.state,
+            "exit_code": self.exit_code,
+            "image": self.image,
+            "started_at": self.started_at,
+        }
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    host: str
+    reachable: bool
+    error: str | None = None
+
+
+@dataclass
+class JobView:
+    job: str
+    labels: dict[str, str]
+    containers: list[ContainerInfo] = field(default_factory=list)
+
+    def label(self, key: str) -> str:
+        return self.labels.get(f"sparkrun.{key}", "")
+
+    @property
+    def hosts(self) -> list[str]:
+        listed = [h for h in self.label("hosts").split(",") if h]
+        return listed or sorted({c.host for c in self.containers})
+
+    def state(self, unreachable: set[str]) -> str:
+        expected = self.hosts
+        running = [c for c in self.containers if c.state == "running"]
+        if any(h in unreachable for h in expected):
+            return "unknown"
+        if len(running) == len(expected) == len(self.containers):
+            return "running"
+        if not running:
+            return "exited"
+        return "degraded"
+
+    def to_json(self, unreachable: set[str]) -> dict[str, Any]:
+        port = self.label("port")
+        return {
+            "job": self.job,
+            "state": self.state(unreachable),
+            "recipe": self.label("recipe"),
+            "runtime": self.label("runtime"),
+            "model": self.label("model"),
+            "served_model_name": self.label("served_model_name"),
+            "port": int(port) if port.isdigit() else None,
+            "hosts": self.hosts,
+            "head": self.label("head"),
+            "cluster": self.label("cluster") or None,
+            "containers": [c.to_json() for c in sorted(self.containers, key=lambda c: c.rank)],
+        }
+
+
+@dataclass
+class Inventory:
+    hosts: list[HostStatus]
+    jobs: list[JobView]
+
+    @property
+    def unreachable(self) -> set[str]:
+        return {h.host for h in self.hosts if not h.reachable}
+
+    def find(self, ref: str) -> JobView:
+        """A job by id, id prefix or recipe name; ambiguity is an error listing the candidates."""
+        exact = [j for j in self.jobs if j.job == ref]
+        if exact:
+            return exact[0]
+        matches = [j for j in self.jobs if j.job.startswith(ref) or j.label("recipe") == ref]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            where = ", ".join(h.host for h in self.hosts)
+            raise InputError(f"no sparkrun job {ref!r} on {where}", hint="`sparkrun status` lists the jobs")
+        listed = ", ".join(f"{j.job} ({j.label('recipe')})" for j in matches)
+        raise InputError(f"{ref!r} matches several jobs: {listed}", hint="give the job id")
+
+
+def _container(host: str, raw: str) -> ContainerInfo | None:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    labels = {str(k): str(v) for k, v in (data.get("labels") or {}).items()}
+    rank = labels.get("sparkrun.rank", "0")
+    return ContainerInfo(
+        host=host,
+        name=str(data.get("name", "")).lstrip("/"),
+        job=labels.get("sparkrun.job", ""),
+        rank=int(rank) if rank.isdigit() else 0,
+        role=labels.get("sparkrun.role", ""),
+        state=str(data.get("state", "")),
+        exit_code=int(data.get("exit_code") or 0),
+        image=str(data.get("image", "")),
+        started_at=str(data.get("started_at", "")),
+        labels=labels,
+    )
+
+
+def collect(transport: Transport, hosts: Sequence[Host], job: str = "") -> Inventory:
+    script = render_script("status", {"JOB_ID": job})
+    results = transport.run_many([(h, script) for h in hosts], timeout=60)
+    statuses: list[HostStatus] = []
+    jobs: dict[str, JobView] = {}
+    for result in results:
+        if not result.ok:
+            step, cause = result.failure()
+            statuses.append(HostStatus(result.host, False, f"{step}: {cause}"))
+            continue
+        statuses.append(HostStatus(result.host, True))
+        for raw in result.output.all("container"):
+            info = _container(result.host, raw)
+            if info is None or not info.job:
+                continue
+            view = jobs.setdefault(info.job, JobView(job=info.job, labels=info.labels))
+            view.containers.append(info)
+    return Inventory(hosts=statuses, jobs=sorted(jobs.values(), key=lambda j: j.job))

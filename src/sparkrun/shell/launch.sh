@@ -1,0 +1,83 @@
+# launch.sh: start one rank's container and wait until it is up (its port listens, or it stays running).
+# Inputs (preamble):
+#   CONTAINER   container name            IMAGE        image to run
+#   DOCKER_OPTS array: `docker run` options (labels, env, gpus, ...) without the image
+#   CMD         array: the container's main process (the engine)
+#   HF_CACHE    Hugging Face cache dir on this host ("~/" = this user's home), mounted at /cache/huggingface
+#   IB_DETECT   text of ib_detect.sh to run here for NCCL/UCX env (empty: skip); HEAD_ADDRESS for it
+#   SECRET_ENV  array of KEY=VALUE passed through a private --env-file (never on a command line)
+#   PULL        "missing": docker pull when the image is absent; "never": fail instead
+#   WAIT_ADDR / WAIT_PORT / WAIT_TIMEOUT   after start, wait for WAIT_ADDR:WAIT_PORT (empty port: a short liveness check)
+#   LOG_LINES   how many log lines to show on failure
+# Events: ib_env, started, fail (+ block "log")
+# shellcheck disable=SC2154  # inputs come from the preamble
+
+sr_require_docker
+
+if docker container inspect "$CONTAINER" >/dev/null 2>&1; then
+  docker rm -f "$CONTAINER" >/dev/null 2>&1 || sr_fail remove-old "cannot remove the old container $CONTAINER"
+fi
+
+if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  [ "$PULL" = missing ] || sr_fail image "image $IMAGE is not present on this host"
+  if ! err=$(docker pull "$IMAGE" 2>&1 >/dev/null); then
+    sr_fail pull "docker pull $IMAGE failed: ${err##*$'\n'}"
+  fi
+fi
+
+hf=$HF_CACHE
+case $hf in
+  \~) hf=$HOME ;;
+  \~/*) hf=$HOME/${hf#\~/} ;;
+esac
+mkdir -p "$hf" 2>/dev/null || sr_fail hf-cache "cannot create the Hugging Face cache $hf"
+
+extra=(-v "$hf:/cache/huggingface")
+if [ -n "$IB_DETECT" ]; then
+  if ! ib_out=$(HEAD_ADDRESS=$HEAD_ADDRESS bash -c "$IB_DETECT" 2>&1); then
+    sr_fail network-detect "interface detection failed: ${ib_out##*$'\n'}"
+  fi
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    [[ $line =~ ^[A-Z_][A-Z0-9_]*=[^[:space:]]*$ ]] || sr_fail network-detect "unexpected line: $line"
+    extra+=(-e "$line")
+    sr_emit ib_env "$line"
+  done <<<"$ib_out"
+fi
+
+envfile=""
+if [ "${#SECRET_ENV[@]}" -gt 0 ]; then
+  envfile=$(umask 077 && mktemp "${TMPDIR:-/tmp}/sparkrun-env.XXXXXX") || sr_fail secrets "cannot create a private env file"
+  printf '%s\n' "${SECRET_ENV[@]}" >"$envfile"
+  extra+=(--env-file "$envfile")
+fi
+
+run_err=$(docker run -d --name "$CONTAINER" "${DOCKER_OPTS[@]}" "${extra[@]}" "$IMAGE" "${CMD[@]}" 2>&1 >/dev/null)
+rc=$?
+[ -z "$envfile" ] || rm -f "$envfile"
+if [ $rc -ne 0 ]; then
+  sr_fail "docker-run" "${run_err##*$'\n'}"
+fi
+
+start=$(sr_now)
+deadline=$(( $(date +%s) + WAIT_TIMEOUT ))
+while :; do
+  state=$(sr_state "$CONTAINER")
+  if [ "$state" != running ]; then
+    sr_log_tail "$CONTAINER" "$LOG_LINES"
+    sr_fail start "the engine exited during start-up ($state)"
+  fi
+  if [ -z "$WAIT_PORT" ]; then
+    # No port to wait for: make sure the process survives its first moment.
+    sleep 0.5
+    [ "$(sr_state "$CONTAINER")" = running ] && break
+    continue
+  fi
+  sr_port_open "$WAIT_ADDR" "$WAIT_PORT" && break
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    sr_log_tail "$CONTAINER" "$LOG_LINES"
+    sr_fail wait-port "port $WAIT_PORT did not open within ${WAIT_TIMEOUT}s"
+  fi
+  sleep 0.2
+done
+sr_emit started "$CONTAINER $(sr_elapsed "$start")"

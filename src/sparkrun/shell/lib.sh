@@ -1,0 +1,64 @@
+# lib.sh: helpers for every sparkrun host script. Concatenated after the preamble, before the script body.
+# Protocol (parsed by sparkrun/orchestration/protocol.py): lines "@sr KEY VALUE" on stdout are events;
+# "@sr-begin NAME" ... "@sr-end NAME" wrap a block of raw lines.
+
+# sr_emit KEY VALUE...: one event line (newlines in VALUE are flattened).
+sr_emit() {
+  local key=$1
+  shift
+  local value="$*"
+  printf '@sr %s %s\n' "$key" "${value//$'\n'/ }"
+}
+
+# sr_fail STEP CAUSE...: report the failed step and its cause, then exit 1.
+sr_fail() {
+  local step=$1
+  shift
+  sr_emit fail "$step $*"
+  exit 1
+}
+
+# sr_block NAME: copy stdin into a named block.
+sr_block() {
+  printf '@sr-begin %s\n' "$1"
+  awk 1
+  printf '@sr-end %s\n' "$1"
+}
+
+sr_have() { command -v "$1" >/dev/null 2>&1; }
+
+# sr_require_docker: fail clearly when docker is missing or its daemon is unreachable.
+sr_require_docker() {
+  sr_have docker || sr_fail docker "docker is not installed"
+  local err
+  if ! err=$(docker version --format '{{.Server.Version}}' 2>&1 >/dev/null); then
+    sr_fail docker "cannot reach the docker daemon: ${err##*$'\n'}"
+  fi
+}
+
+# sr_log_tail CONTAINER LINES: the container's last log lines as block "log".
+sr_log_tail() {
+  docker logs --tail "$2" "$1" 2>&1 | sr_block log
+}
+
+# sr_state CONTAINER: "running", "exited CODE", "created", ... or "missing".
+sr_state() {
+  local s
+  s=$(docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$1" 2>/dev/null) || { echo missing; return 0; }
+  case $s in
+    running*) echo running ;;
+    *) echo "$s" ;;
+  esac
+}
+
+# sr_port_open ADDR PORT: true when something accepts TCP connections on ADDR:PORT.
+sr_port_open() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# sr_now: seconds since the epoch with a fraction (for timings).
+sr_now() { date +%s.%N; }
+
+sr_elapsed() {  # sr_elapsed START
+  awk -v a="$1" -v b="$(sr_now)" 'BEGIN { printf "%.1f", b - a }'
+}

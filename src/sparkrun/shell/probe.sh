@@ -1,0 +1,59 @@
+# probe.sh: facts about one host, in one round trip, before anything is changed.
+# Inputs (preamble): IMAGES (array: images to look up), PORTS (array: TCP ports that must be free),
+#   JOB_ID (job whose containers may already run here; may be empty), PEER (address to route towards; may be empty)
+# Events: docker, image, port, gpu, disk, home, addr, arch, curl, container
+# shellcheck disable=SC2154  # inputs come from the preamble
+
+sr_emit arch "$(uname -m)"
+sr_emit home "$HOME"
+if sr_have curl; then sr_emit curl yes; else sr_emit curl no; fi
+
+if sr_have nvidia-smi; then
+  gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | sed -e 's/^ *//' -e 's/ *$//')
+  sr_emit gpu "$(printf '%s\n' "$gpus" | grep -c .) $(printf '%s\n' "$gpus" | head -n1)"
+else
+  sr_emit gpu "0 none"
+fi
+
+if [ -n "$PEER" ]; then
+  peer_ip=$PEER
+  if ! [[ $peer_ip =~ ^[0-9.]+$ || $peer_ip == *:* ]]; then
+    peer_ip=$(getent ahostsv4 "$PEER" 2>/dev/null | awk 'NR == 1 { print $1 }')
+  fi
+  src=""
+  if [ -n "$peer_ip" ] && sr_have ip; then
+    src=$(ip -o route get "$peer_ip" 2>/dev/null | sed -n 's/.* src \([^ ]*\).*/\1/p')
+  fi
+  sr_emit addr "${src:--}"
+fi
+
+for port in "${PORTS[@]}"; do
+  if sr_port_open 127.0.0.1 "$port"; then sr_emit port "$port busy"; else sr_emit port "$port free"; fi
+done
+
+if ! sr_have docker; then
+  sr_emit docker "missing docker is not installed"
+  exit 0
+fi
+if ! err=$(docker version --format '{{.Server.Version}}' 2>&1); then
+  sr_emit docker "unreachable ${err##*$'\n'}"
+  exit 0
+fi
+sr_emit docker "ok $err"
+
+root=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || true)
+if [ -n "$root" ] && [ -d "$root" ]; then
+  sr_emit disk "$(df -Pk "$root" | awk 'NR == 2 { print $4 }')"
+fi
+
+for image in "${IMAGES[@]}"; do
+  id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+  sr_emit image "$image ${id:--}"
+done
+
+if [ -n "$JOB_ID" ]; then
+  docker ps -a --filter "label=sparkrun.job=$JOB_ID" --format '{{.Names}} {{.State}}' | while read -r line; do
+    sr_emit container "$line"
+  done
+fi
+exit 0
