@@ -93,10 +93,10 @@ def show_logs(
     for host, names in by_host.items():
         params: dict[str, ParamValue] = {"CONTAINERS": names, "TAIL": lines, "FOLLOW": follow, "PREFIX": prefix}
         streams.append(transport.stream(hosts[host], render_script("logs", params)))
-    _pump(streams)
+    pump_streams(streams)
 
 
-def _pump(streams: list[Any]) -> None:
+def pump_streams(streams: list[Any]) -> None:
     """Print lines from several streams as they arrive; Ctrl-C detaches (the job keeps running)."""
     lock = threading.Lock()
 

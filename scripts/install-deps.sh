@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the system packages sparkrun's tests, benches and local test cluster need (Debian/Ubuntu, as root).
+# Idempotent: installs only what is missing. Without root it lists what is missing and exits 0, so unit tests
+# still run (the end-to-end tests then skip with a one-line reason).
+set -euo pipefail
+
+packages=(openssh-server openssh-client docker.io rsync busybox-static iproute2 iptables shellcheck hyperfine time curl git python3 util-linux procps)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: not root; missing system packages: ${missing[*]} (end-to-end tests will skip)" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}" >&2
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; then
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
