@@ -121,7 +121,8 @@ class Launcher:
                 "CONTAINER": rank.container,
                 "IMAGE": rank.image,
                 "DOCKER_OPTS": list(rank.docker_opts),
-                "CMD": list(rank.spec.argv),
+                "ENTRYPOINT": rank.spec.argv[0],
+                "CMD": list(rank.command),
                 "HF_CACHE": plan.hf_cache,
                 "IB_DETECT": ib,
                 "HEAD_ADDRESS": plan.topology.head_address,
@@ -161,7 +162,7 @@ class Launcher:
             "readiness",
             {
                 "CONTAINER": api.container,
-                "ADDR": "127.0.0.1",
+                "ADDR": plan.probe_address,
                 "PORT": str(api.spec.api_port or plan.port),
                 "PORT_TIMEOUT": str(r.port_timeout),
                 "HEALTH_TIMEOUT": str(r.health_timeout),

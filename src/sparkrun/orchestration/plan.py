@@ -90,13 +90,19 @@ class RankPlan:
     def role(self) -> str:
         return self.spec.role
 
+    @property
+    def command(self) -> tuple[str, ...]:
+        """The container command: the engine argv after its program, which is passed as `--entrypoint` so an image's
+        own ENTRYPOINT (e.g. `vllm serve`) never gets prepended."""
+        return self.spec.argv[1:]
+
     def docker_run_argv(self, hf_cache: str) -> list[str]:
         """The full `docker run` line as the host will run it (secrets shown as the env-file placeholder)."""
         argv = ["docker", "run", "-d", "--name", self.container, *self.docker_opts]
         argv += ["-v", f"{hf_cache}:{HF_CACHE_IN_CONTAINER}"]
         if self.secret_keys:
             argv += ["--env-file", f"<private: {','.join(self.secret_keys)}>"]
-        return [*argv, self.image, *self.spec.argv]
+        return [*argv, "--entrypoint", self.spec.argv[0], self.image, *self.command]
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,8 @@ class LaunchPlan:
     detect_network: bool
     notes: tuple[str, ...]
     source: str
+    # Where readiness connects, on the API rank's host: 127.0.0.1 unless the engine binds one address only.
+    probe_address: str = "127.0.0.1"
 
     @property
     def api_rank(self) -> RankPlan:
@@ -382,4 +390,9 @@ def plan_launch(lr: LaunchRequest, facts: Mapping[str, HostFacts] | None = None)
         detect_network=multi,
         notes=tuple(notes),
         source=lr.selection.source,
+        probe_address=_probe_address(str(req.setting("host", "0.0.0.0"))),
     )
+
+
+def _probe_address(bind: str) -> str:
+    return "127.0.0.1" if bind in {"", "0.0.0.0", "::", "[::]", "localhost"} else bind

@@ -2,7 +2,8 @@
 # Inputs (preamble):
 #   CONTAINER   container name            IMAGE        image to run
 #   DOCKER_OPTS array: `docker run` options (labels, env, gpus, ...) without the image
-#   CMD         array: the container's main process (the engine)
+#   ENTRYPOINT  the engine program; CMD  array: its arguments (the container's main process is the engine; passing
+#               the program as --entrypoint keeps an image's own ENTRYPOINT from being prepended)
 #   HF_CACHE    Hugging Face cache dir on this host ("~/" = this user's home), mounted at /cache/huggingface
 #   IB_DETECT   text of ib_detect.sh to run here for NCCL/UCX env (empty: skip); HEAD_ADDRESS for it
 #   SECRET_ENV  array of KEY=VALUE passed through a private --env-file (never on a command line)
@@ -52,7 +53,7 @@ if [ "${#SECRET_ENV[@]}" -gt 0 ]; then
   extra+=(--env-file "$envfile")
 fi
 
-run_err=$(docker run -d --name "$CONTAINER" "${DOCKER_OPTS[@]}" "${extra[@]}" "$IMAGE" "${CMD[@]}" 2>&1 >/dev/null)
+run_err=$(docker run -d --name "$CONTAINER" "${DOCKER_OPTS[@]}" "${extra[@]}" --entrypoint "$ENTRYPOINT" "$IMAGE" "${CMD[@]}" 2>&1 >/dev/null)
 rc=$?
 [ -z "$envfile" ] || rm -f "$envfile"
 if [ $rc -ne 0 ]; then
