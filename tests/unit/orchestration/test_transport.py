@@ -16,8 +16,8 @@ def test_ssh_multiplexes_in_a_private_control_dir_and_never_prompts(tmp_path: Pa
     assert argv[0] == "ssh"
     for expected in ("BatchMode=yes", "ControlMaster=auto", f"ControlPath={tmp_path}/cm/%C", "ConnectTimeout=10"):
         assert expected in joined
-    assert ["-p", "2222"] == argv[argv.index("-p") : argv.index("-p") + 2]
-    assert ["-l", "ops"] == argv[argv.index("-l") : argv.index("-l") + 2]
+    assert argv[argv.index("-p") : argv.index("-p") + 2] == ["-p", "2222"]
+    assert argv[argv.index("-l") : argv.index("-l") + 2] == ["-l", "ops"]
     assert "A=b" in argv
     assert argv[-3:] == ["--", "spark1", "bash -s"]
     assert "StrictHostKeyChecking" not in joined  # host-key checking is the user's to configure
