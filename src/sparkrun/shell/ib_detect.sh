@@ -75,8 +75,9 @@ ib_first_global_iface() {
   return 0
 }
 
-# ib_roce_gid_index PORT_DIR: the RoCE v2 GID index to use (IPv4-mapped first, else any non-zero RoCE v2 GID).
-ib_roce_gid_index() {
+# ib_roce_gid PORT_DIR: "INDEX v4" for the first IPv4-mapped RoCE v2 GID, else "INDEX v6" for the first other
+# non-zero RoCE v2 GID, else nothing.
+ib_roce_gid() {
   local dir=$1 i type gid any=""
   for ((i = 0; ; i++)); do
     [[ -e $dir/gid_attrs/types/$i ]] || break
@@ -86,12 +87,12 @@ ib_roce_gid_index() {
     { read -r gid <"$dir/gids/$i"; } 2>/dev/null || continue
     [[ $gid =~ ^[0:]+$ ]] && continue
     if [[ $gid == 0000:0000:0000:0000:0000:ffff:* ]]; then
-      printf '%s\n' "$i"
+      printf '%s v4\n' "$i"
       return 0
     fi
     [[ -n $any ]] || any=$i
   done
-  [[ -n $any ]] && printf '%s\n' "$any"
+  [[ -n $any ]] && printf '%s v6\n' "$any"
   return 0
 }
 
@@ -111,12 +112,10 @@ if [[ -n $head_address ]]; then
   fi
 fi
 
-# --- RDMA ports ---
-hcas=()
-ucx_devices=()
-rdma_ifs=()
-rdma_addrs=()
-gid_index=""
+# --- RDMA ports: first every ACTIVE port with its GID, then one GID index for all ---
+# NCCL_IB_GID_INDEX is one value for every HCA, so only ports that have a RoCE v2 GID at that index are used:
+# IPv4-mapped GIDs when any port has one (the usual case, index 3 on a Spark), IPv6 ones otherwise.
+ports=() # "dev port kind index": kind ib (native InfiniBand, no GID index), v4 or v6
 for dev_dir in "$sysfs"/class/infiniband/*; do
   dev=${dev_dir##*/}
   for port_dir in "$dev_dir"/ports/*; do
@@ -126,23 +125,51 @@ for dev_dir in "$sysfs"/class/infiniband/*; do
     [[ $state == *ACTIVE* ]] || continue
     link_layer=Ethernet
     { read -r link_layer <"$port_dir/link_layer"; } 2>/dev/null || true
-    if [[ $link_layer != InfiniBand ]]; then
-      index=$(ib_roce_gid_index "$port_dir")
-      if [[ -z $index ]]; then
-        ib_note "$dev port $port is ACTIVE but has no RoCE v2 GID (no IP address on its interface?); not used"
-        continue
-      fi
-      [[ -n $gid_index ]] || gid_index=$index
+    if [[ $link_layer == InfiniBand ]]; then
+      ports+=("$dev $port ib -")
+      continue
     fi
-    ib_has "$dev" "${hcas[@]}" || hcas+=("$dev")
-    ucx_devices+=("$dev:$port")
-    for net_dir in "$dev_dir"/device/net/*; do
-      netdev=${net_dir##*/}
-      ib_has "$netdev" "${rdma_ifs[@]}" && continue
-      rdma_ifs+=("$netdev")
-      address=$(ib_ipv4_of "$netdev")
-      [[ -n $address ]] && rdma_addrs+=("$address")
-    done
+    read -r index kind < <(ib_roce_gid "$port_dir") || true
+    if [[ -z ${index:-} ]]; then
+      ib_note "$dev port $port is ACTIVE but has no RoCE v2 GID (no IP address on its interface?); not used"
+      continue
+    fi
+    ports+=("$dev $port $kind $index")
+    index=""
+  done
+done
+
+want_kind=v6
+for entry in "${ports[@]}"; do
+  [[ $entry == *" v4 "* ]] && want_kind=v4
+done
+
+hcas=()
+ucx_devices=()
+rdma_ifs=()
+rdma_addrs=()
+gid_index=""
+for entry in "${ports[@]}"; do
+  read -r dev port kind index <<<"$entry"
+  if [[ $kind != ib ]]; then
+    if [[ $kind != "$want_kind" ]]; then
+      ib_note "$dev port $port has no IPv4 RoCE v2 GID (no IPv4 address on its interface?); not used"
+      continue
+    fi
+    if [[ -n $gid_index && $index != "$gid_index" ]]; then
+      ib_note "$dev port $port has its RoCE v2 GID at index $index, the ports used at $gid_index; not used"
+      continue
+    fi
+    gid_index=$index
+  fi
+  ib_has "$dev" "${hcas[@]}" || hcas+=("$dev")
+  ucx_devices+=("$dev:$port")
+  for net_dir in "$sysfs/class/infiniband/$dev"/device/net/*; do
+    netdev=${net_dir##*/}
+    ib_has "$netdev" "${rdma_ifs[@]}" && continue
+    rdma_ifs+=("$netdev")
+    address=$(ib_ipv4_of "$netdev")
+    [[ -n $address ]] && rdma_addrs+=("$address")
   done
 done
 

@@ -26,12 +26,16 @@ poll_s=$5
 dashboard_port=$6
 shift 7
 
-for number in "$ray_port" "$num_nodes" "$timeout_s" "$poll_s"; do
+for number in "$ray_port" "$num_nodes" "$timeout_s"; do
   if [[ ! $number =~ ^[0-9]+$ ]]; then
-    say "expected a number, got '$number'"
+    say "expected a whole number, got '$number'"
     exit 2
   fi
 done
+if [[ ! $poll_s =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+  say "expected a number of seconds to poll, got '$poll_s'"
+  exit 2
+fi
 
 if ! command -v ray >/dev/null 2>&1; then
   say "the image has no 'ray' executable; vllm-ray needs an image with Ray installed"
