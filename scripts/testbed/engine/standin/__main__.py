@@ -1,0 +1,13 @@
+"""`python3 -m standin PROG [ARGS...]`, e.g. `python3 -m standin vllm serve Qwen/Qwen3-0.6B --port 8000`."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        print("usage: python3 -m standin {vllm,sglang,sglang.launch_server,llama-server,rpc-server,ray} [ARGS...]")
+        sys.exit(2)
+    sys.exit(main(sys.argv[1], sys.argv[2:]))
