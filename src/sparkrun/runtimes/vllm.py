@@ -248,7 +248,8 @@ class VllmRayRuntime(VllmRuntimeBase):
 
     def _head(self, request: ServeRequest, topology: Topology, ray_port: int) -> RankSpec:
         serve = self.head_serve_command(request, topology)
-        dashboard = to_bool(launch_setting(request, "dashboard", True), "dashboard")
+        # Off unless asked for: the Ray dashboard's job API runs arbitrary code for anyone who can reach it.
+        dashboard = to_bool(launch_setting(request, "dashboard", False), "dashboard")
         dashboard_port = port_setting(request, "dashboard_port", DEFAULT_DASHBOARD_PORT) if dashboard else None
         timeout = launch_setting(request, "ray_wait_timeout", DEFAULT_RAY_WAIT_TIMEOUT_S)
         if not str(timeout).isdigit():

@@ -21,7 +21,9 @@
 # and facts for the core (not container env): SPARKRUN_MGMT_IFNAME, SPARKRUN_MGMT_ADDRESS, SPARKRUN_IB_ADDRESSES
 # (IPv4 addresses of the RDMA netdevs, for transfers over CX7). Notes go to stderr. Exit status 0: a host without
 # RDMA is a normal answer, not an error.
-set -eu  # no pipefail: every probe below is best effort (a failing `ip` reads as "nothing found")
+set -eu
+# No pipefail, even if a preamble set it: every probe below is best effort (a failing `ip` reads as "nothing found").
+set +o pipefail
 shopt -s nullglob
 
 sysfs=${SYSFS_ROOT:-/sys}

@@ -41,6 +41,10 @@ for arg in "$@"; do
     *) if ((after_show)); then want=$arg; fi ;;
   esac
 done
+if [[ -n $want ]] && ! grep -q "^$want " "$FAKE_IP_ADDRS"; then
+  echo "Device \"$want\" does not exist." >&2
+  exit 1
+fi
 n=1
 while read -r name addr; do
   [[ -n $want && $name != "$want" ]] && continue
@@ -120,8 +124,13 @@ class Host:
             "FAKE_IP_ROUTES": str(self.routes),
             **env,
         }
+        # `-o pipefail`: the core's preamble may set it; the script must not die on a probe that finds nothing.
         result = subprocess.run(
-            ["bash", "-c", ib_detect_script(), "ib_detect"], env=environ, capture_output=True, text=True, check=False
+            ["bash", "-o", "pipefail", "-c", ib_detect_script(), "ib_detect"],
+            env=environ,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         parse_ib_detect_output(result.stdout)  # whatever it prints must pass the validator
@@ -243,6 +252,15 @@ def test_a_port_without_any_gid_is_left_out(tmp_path: Path) -> None:
     result = host.run(HEAD_ADDRESS="10.0.0.12")
     assert result.stdout.splitlines()[0] == "NCCL_IB_DISABLE=1"
     assert "rocep1s0f1 port 1 is ACTIVE but has no RoCE v2 GID" in result.stderr
+
+
+def test_a_netdev_that_ip_does_not_know_is_used_without_an_address(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    host.add(Hca("mlx5_9", "ghost0", None, gids=[("RoCE v2", _ipv4_gid("192.168.9.9"))]))
+    detected = parse_ib_detect_output(host.run(HEAD_ADDRESS="10.0.0.12").stdout)
+    assert (detected["NCCL_IB_HCA"], detected["NCCL_IB_GID_INDEX"]) == ("mlx5_9", "0")
+    assert detected["NCCL_SOCKET_IFNAME"] == "enP7s7,ghost0"
+    assert "SPARKRUN_IB_ADDRESSES" not in detected
 
 
 def test_native_infiniband_needs_no_gid_index(tmp_path: Path) -> None:

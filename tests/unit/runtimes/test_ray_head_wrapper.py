@@ -82,7 +82,7 @@ def _calls(tmp_path: Path) -> list[str]:
 
 
 def test_starts_the_ray_head_waits_for_every_node_then_execs_the_serve_command(tmp_path: Path) -> None:
-    argv = _head_argv()
+    argv = _head_argv(dashboard=True)
     proc = _run(argv, tmp_path, _fake_bin(tmp_path), nodes=2)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -99,15 +99,16 @@ def test_starts_the_ray_head_waits_for_every_node_then_execs_the_serve_command(t
     assert "Ray cluster ready (2 node(s)); starting vllm" in err
 
 
-def test_every_ray_start_flag_it_uses_is_real(tmp_path: Path) -> None:
-    proc = _run(_head_argv(), tmp_path, _fake_bin(tmp_path), nodes=2)
+@pytest.mark.parametrize("dashboard", [True, False])
+def test_every_ray_start_flag_it_uses_is_real(tmp_path: Path, dashboard: bool) -> None:
+    proc = _run(_head_argv(dashboard=dashboard), tmp_path, _fake_bin(tmp_path), nodes=2)
     proc.communicate(timeout=30)
     start = _calls(tmp_path)[0].split()[2:]
     assert {token for token in start if token.startswith("--")} <= engine_flags("ray-start")
 
 
-def test_dashboard_off(tmp_path: Path) -> None:
-    proc = _run(_head_argv(dashboard=False), tmp_path, _fake_bin(tmp_path), nodes=2)
+def test_dashboard_is_off_by_default(tmp_path: Path) -> None:
+    proc = _run(_head_argv(), tmp_path, _fake_bin(tmp_path), nodes=2)
     proc.communicate(timeout=30)
     assert _calls(tmp_path)[0].endswith("--disable-usage-stats --include-dashboard false")
 

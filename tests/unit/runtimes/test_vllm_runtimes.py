@@ -155,7 +155,7 @@ def test_ray_solo_is_the_plain_serve_command() -> None:
 def test_ray_two_nodes_head_wrapper_then_workers() -> None:
     specs = VllmRayRuntime().build(_req(), topology(2))
     serve = (*SERVE, "--tensor-parallel-size", "2", *TUNING, "--distributed-executor-backend", "ray")
-    head_argv = ("bash", "-c", RAY_HEAD, "sparkrun-ray-head", "46379", "10.0.0.11", "2", "600", "2", "8265", "--")
+    head_argv = ("bash", "-c", RAY_HEAD, "sparkrun-ray-head", "46379", "10.0.0.11", "2", "600", "2", "", "--")
     worker_argv = ("ray", "start", "--address", "10.0.0.11:46379", "--node-ip-address", "10.0.0.12")
     assert specs == (
         RankSpec(0, "head", (*head_argv, *serve), _env(0, 2, **RAY_ENV), 0, 46379, 8000),
@@ -166,7 +166,7 @@ def test_ray_two_nodes_head_wrapper_then_workers() -> None:
 def test_ray_four_nodes_from_a_template_with_the_ray_backend() -> None:
     command = ("vllm", "serve", "m", "--port", "8001", "-tp", "4", "--distributed-executor-backend", "ray")
     specs = VllmRayRuntime().build(request(command=command), topology(4))
-    head_args = ("sparkrun-ray-head", "46379", "10.0.0.11", "4", "600", "2", "8265", "--")
+    head_args = ("sparkrun-ray-head", "46379", "10.0.0.11", "4", "600", "2", "", "--")
     assert specs[0] == RankSpec(
         0,
         "head",
@@ -189,9 +189,11 @@ def test_ray_four_nodes_from_a_template_with_the_ray_backend() -> None:
 
 
 def test_ray_launch_knobs_from_runtime_config_and_settings() -> None:
-    req = request({"ray_port": 6379, "ray_wait_timeout": 120}, runtime_config={"dashboard": False})
+    req = request(
+        {"ray_port": 6379, "ray_wait_timeout": 120, "dashboard_port": 8300}, runtime_config={"dashboard": True}
+    )
     head, worker = VllmRayRuntime().build(req, topology(2))
-    assert head.argv[3:10] == ("sparkrun-ray-head", "6379", "10.0.0.11", "2", "120", "2", "")
+    assert head.argv[3:10] == ("sparkrun-ray-head", "6379", "10.0.0.11", "2", "120", "2", "8300")
     assert head.wait_port == 6379
     assert worker.argv[3] == "10.0.0.11:6379"
 
