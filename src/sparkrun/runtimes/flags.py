@@ -78,15 +78,14 @@ def _render_one(key: str, spec: FlagSpec, raw: Any) -> tuple[str, ...]:
     return (spec.on, format_value(raw, bool_words=spec.bool_words))
 
 
-def render_flags(flag_map: FlagMap, settings: Mapping[str, Any], *, skip: Iterable[str] = ()) -> tuple[str, ...]:
+def render_flags(flag_map: FlagMap, settings: Mapping[str, Any]) -> tuple[str, ...]:
     """The arguments for every set key of `flag_map`, in map order. When two keys map to the same flag (an alias
     such as sglang's `mem_fraction_static` for `gpu_memory_utilization`) the first one set wins."""
-    skipped = set(skip)
     emitted: set[str] = set()
     argv: list[str] = []
     for key, spec in flag_map.items():
         raw = settings.get(key)
-        if raw is None or key in skipped or emitted.intersection(spec.names()):
+        if raw is None or emitted.intersection(spec.names()):
             continue
         argv.extend(_render_one(key, spec, raw))
         emitted.update(spec.names())
@@ -111,10 +110,6 @@ def find_flag(argv: Sequence[str], names: Iterable[str]) -> int | None:
         if token.startswith("-") and _normalise(token) in wanted:
             return index
     return None
-
-
-def has_flag(argv: Sequence[str], names: Iterable[str]) -> bool:
-    return find_flag(argv, names) is not None
 
 
 def flag_value(argv: Sequence[str], names: Iterable[str]) -> str | None:

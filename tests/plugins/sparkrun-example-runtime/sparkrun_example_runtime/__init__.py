@@ -25,7 +25,7 @@ class ExampleVllmRuntime(Runtime):
     name: ClassVar[str] = "example-vllm"
     description: ClassVar[str] = "Example plugin: vLLM on a single host"
     family: ClassVar[str] = "vllm"
-    default_image: ClassVar[str] = "vllm/vllm-openai:latest"
+    default_image: ClassVar[str] = "scitrera/dgx-spark-vllm:latest"
     default_port: ClassVar[int] = 8000
 
     def mapped_keys(self) -> frozenset[str]:
