@@ -5,22 +5,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: install test unit e2e lint fix types versions check demo bench clean testbed-up testbed-down
+.PHONY: deps install test unit e2e lint fix types versions check demo bench clean testbed-up testbed-down
 
 $(BIN)/sparkrun: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) -c requirements.lock -e '.[dev]'
+	# Test-only plugin distributions: one good third-party runtime, one that fails to import.
+	$(BIN)/pip install $(PIP_FLAGS) -e tests/plugins/sparkrun-example-runtime -e tests/plugins/sparkrun-broken-runtime
 	touch $@
 
 install: $(BIN)/sparkrun
 
-test: install
+# System packages (apt) for the test cluster; a no-op when present, a note when not root.
+deps:
+	bash scripts/install-deps.sh
+
+test: deps install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: install
 	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
 
-e2e: install
+e2e: deps install
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 lint: install
@@ -39,7 +45,7 @@ versions: install
 
 check: lint types versions
 
-demo: install
+demo: deps install
 	bash scripts/demo.sh
 
 bench: install

@@ -33,18 +33,23 @@ case $hf in
 esac
 mkdir -p "$hf" 2>/dev/null || sr_fail hf-cache "cannot create the Hugging Face cache $hf"
 
-extra=(-v "$hf:/cache/huggingface")
+# Interface env detected on this host goes first, so a value the recipe or cluster pins (later -e) wins.
+detected=()
 if [ -n "$IB_DETECT" ]; then
-  if ! ib_out=$(HEAD_ADDRESS=$HEAD_ADDRESS bash -c "$IB_DETECT" 2>&1); then
-    sr_fail network-detect "interface detection failed: ${ib_out##*$'\n'}"
+  if ! ib_out=$(HEAD_ADDRESS=$HEAD_ADDRESS bash -c "$IB_DETECT" 2>/dev/null); then
+    sr_fail network-detect "interface detection failed"
   fi
   while IFS= read -r line; do
     [ -n "$line" ] || continue
     [[ $line =~ ^[A-Z_][A-Z0-9_]*=[^[:space:]]*$ ]] || sr_fail network-detect "unexpected line: $line"
-    extra+=(-e "$line")
     sr_emit ib_env "$line"
+    case $line in
+      SPARKRUN_*) ;;  # facts for sparkrun, not container env
+      *) detected+=(-e "$line") ;;
+    esac
   done <<<"$ib_out"
 fi
+extra=(-v "$hf:/cache/huggingface")
 
 envfile=""
 if [ "${#SECRET_ENV[@]}" -gt 0 ]; then
@@ -53,7 +58,7 @@ if [ "${#SECRET_ENV[@]}" -gt 0 ]; then
   extra+=(--env-file "$envfile")
 fi
 
-run_err=$(docker run -d --name "$CONTAINER" "${DOCKER_OPTS[@]}" "${extra[@]}" --entrypoint "$ENTRYPOINT" "$IMAGE" "${CMD[@]}" 2>&1 >/dev/null)
+run_err=$(docker run -d --name "$CONTAINER" "${detected[@]}" "${DOCKER_OPTS[@]}" "${extra[@]}" --entrypoint "$ENTRYPOINT" "$IMAGE" "${CMD[@]}" 2>&1 >/dev/null)
 rc=$?
 [ -z "$envfile" ] || rm -f "$envfile"
 if [ $rc -ne 0 ]; then
