@@ -1,0 +1,148 @@
+"""YAML recipe documents with a line index, and the `include:` merge.
+
+A `Document` is the raw mapping of one recipe file (or of an include chain, merged) plus, for every key path, the
+`file:line` where it was written, so errors can say `recipe.yaml:12: defaults.port: ...`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparkrun.errors import RecipeError
+from sparkrun.recipes.model import format_path
+
+# Keys whose values merge one level deep, each value replaced whole ("atomic"): a default that is a mapping is not
+# merged into the base's mapping of the same name.
+ATOMIC_VALUE_KEYS = frozenset({"defaults", "env"})
+
+
+@dataclass
+class Document:
+    """One recipe document. Mutable while it is being migrated and merged; `Recipe` is the frozen result."""
+
+    data: dict[str, Any]
+    display: str  # file name used in messages
+    locations: dict[str, str] = field(default_factory=dict)  # dotted key path -> "file:line"
+    trusted: bool = True
+    chain: list[str] = field(default_factory=list)  # include chain, outermost first
+
+    def where(self, key: str) -> str:
+        return self.locations.get(key) or self.display
+
+
+def _loader_class() -> Any:
+    import yaml  # deferred: only commands that read recipes pay for PyYAML
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _index(node: Any, path: tuple[str | int, ...], display: str, out: dict[str, str]) -> None:
+    """Record the line of every mapping key and sequence item under `node`."""
+    from yaml import MappingNode, ScalarNode, SequenceNode
+
+    if isinstance(node, MappingNode):
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                continue
+            sub = (*path, str(key_node.value))
+            out.setdefault(format_path(sub), f"{display}:{key_node.start_mark.line + 1}")
+            _index(value_node, sub, display, out)
+    elif isinstance(node, SequenceNode):
+        for i, item in enumerate(node.value):
+            sub = (*path, i)
+            out.setdefault(format_path(sub), f"{display}:{item.start_mark.line + 1}")
+            _index(item, sub, display, out)
+
+
+def parse_yaml(text: str, display: str) -> tuple[Any, dict[str, str]]:
+    """Parse YAML text; returns the data and the line index. Invalid YAML raises one-line `RecipeError`."""
+    import yaml
+
+    loader = _loader_class()(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{display}:{mark.line + 1}" if mark is not None else display
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"{where}: invalid YAML: {problem}", hint="fix the file's YAML syntax") from exc
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. unhashable keys, absurd nesting
+        raise RecipeError(f"{display}: invalid YAML: {exc}", hint="fix the file's YAML syntax") from exc
+    finally:
+        loader.dispose()
+    locations: dict[str, str] = {}
+    if node is not None:
+        _index(node, (), display, locations)
+    return data, locations
+
+
+def parse_document(text: str, display: str, *, trusted: bool) -> Document:
+    data, locations = parse_yaml(text, display)
+    if data is None:
+        raise RecipeError(f"{display}: the file is empty", hint="a recipe needs at least `model:`")
+    if not isinstance(data, dict):
+        raise RecipeError(
+            f"{display}:1: a recipe must be a YAML mapping, got {type(data).__name__}",
+            hint="see `sparkrun recipe validate --help` for the recipe format",
+        )
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise RecipeError(f"{display}: top-level keys must be strings, got {bad[0]!r}")
+    return Document(data=data, display=display, locations=locations, trusted=trusted, chain=[display])
+
+
+def _merge_atomic(base: Any, child: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base) if isinstance(base, Mapping) else {}
+    for key, value in child.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def deep_merge(base: Mapping[str, Any], child: Mapping[str, Any], *, top: bool = True) -> dict[str, Any]:
+    """`include:` semantics: the child wins; `null` deletes; `defaults`/`env` merge per key with atomic values;
+    `overrides` lists append (base first); other mappings merge recursively; lists and scalars are replaced."""
+    merged = dict(base)
+    for key, value in child.items():
+        if value is None:
+            merged.pop(key, None)
+        elif top and key in ATOMIC_VALUE_KEYS and isinstance(value, Mapping):
+            merged[key] = _merge_atomic(merged.get(key), value)
+        elif top and key == "overrides" and isinstance(value, list):
+            previous = merged.get(key)
+            merged[key] = [*(previous if isinstance(previous, list) else []), *value]
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value, top=False)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _shift_override(key: str, shift: int) -> str:
+    """Child `overrides[i]` entries follow the base's after an include merge."""
+    match = re.match(r"overrides\[(\d+)\]", key)
+    if not shift or match is None:
+        return key
+    return f"overrides[{int(match.group(1)) + shift}]{key[match.end() :]}"
+
+
+def merge_documents(base: Document, child: Document) -> Document:
+    """The child document layered over its include base. Trust is the weakest member's."""
+    data = deep_merge(base.data, child.data)
+    data.pop("include", None)
+    base_overrides = base.data.get("overrides")
+    shift = len(base_overrides) if isinstance(base_overrides, list) and "overrides" in child.data else 0
+    locations = {**base.locations, **{_shift_override(k, shift): v for k, v in child.locations.items()}}
+    return Document(
+        data=data,
+        display=child.display,
+        locations=locations,
+        trusted=base.trusted and child.trusted,
+        chain=[*child.chain[:1], *base.chain],
+    )
