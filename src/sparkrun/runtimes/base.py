@@ -45,6 +45,16 @@ class Topology:
         return len(self.hosts) == 1
 
 
+# A recipe `command:` that needs a shell (`export A=1; exec vllm serve …`) reaches runtimes as
+# `("bash", "-c", '<script ending in "$@">', SHELL_WRAPPER_ARGV0, *engine_argv)`: arguments a runtime appends
+# (node rank, extra args) still land on the engine's command line through "$@".
+SHELL_WRAPPER_ARGV0 = "sparkrun-serve"
+
+
+def is_shell_wrapper(argv: tuple[str, ...] | list[str]) -> bool:
+    return len(argv) >= 4 and tuple(argv[:2]) == ("bash", "-c") and argv[3] == SHELL_WRAPPER_ARGV0 and '"$@"' in argv[2]
+
+
 @dataclass(frozen=True)
 class ServeRequest:
     """What the recipe asks for, after the value chain and templating have been applied."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sparkrun.errors import RecipeError
-from sparkrun.runtimes.base import ServeRequest, Topology
+from sparkrun.runtimes.base import ServeRequest, Topology, is_shell_wrapper
 from sparkrun.runtimes.flags import find_flag, flag_value
 
 # Words that make a `command:` a shell script rather than one program: docker would try to exec them.
@@ -90,6 +90,8 @@ def check_command_shape(command: Sequence[str], *, multi_node: bool) -> None:
     flags cannot be appended to it."""
     if not command:
         raise RecipeError("the recipe's command: is empty")
+    if is_shell_wrapper(tuple(command)):
+        return  # the recipe layer's wrapper for shell commands: appended flags reach the engine through "$@"
     first = command[0]
     scripted = first in _SHELL_WORDS or bool(_ASSIGNMENT.match(first))
     scripted = scripted or any(token in _SHELL_OPERATORS or token.endswith(";") for token in command)

@@ -265,3 +265,10 @@ def test_mapped_keys_cover_the_flag_map_and_launch_knobs() -> None:
 def test_defaults_are_the_lowest_layer() -> None:
     assert VllmDistributedRuntime().defaults() == {"port": 8000, "host": "0.0.0.0", "gpu_memory_utilization": 0.8}
     assert VllmRayRuntime.default_image == "ghcr.io/spark-arena/dgx-vllm-eugr-nightly-tf5:latest"
+
+
+def test_a_shell_command_from_the_recipe_layer_runs_on_two_nodes_with_flags_reaching_the_engine() -> None:
+    wrapped = ("bash", "-c", 'export A=1\nexec "$@"', "sparkrun-serve", "vllm", "serve", "m")
+    head, worker = VllmDistributedRuntime().build(request(command=wrapped), topology(2))
+    assert head.argv[:7] == wrapped
+    assert "--node-rank" in head.argv[7:] and "--headless" in worker.argv[7:]
