@@ -35,7 +35,7 @@
 # Layout (all addresses inside 10.213.0.0/24, no default route anywhere):
 #   control machine  10.213.0.1 on veth tb0 (root namespace) <-> bridge br0 in netns tb-sw
 #   host i           netns tb-h<i>, eth0 = 10.213.0.(10+i)/24 (veth tbv<i> on br0), i = 1..64
-#   fake IB netdev   enp1s0f0np0 = 10.213.0.(100+i)/32 (dummy) when `ib` is on
+#   fake IB netdev   enp1s0f0np0 = 10.213.0.(100+i)/32 (a veth whose peer is unplugged) when `ib` is on
 #   10.213.0.201     never assigned: use it as the "unreachable host" address while the testbed is up
 # Each host also has its own mount, UTS and PID namespace (its own ps/kill view), a private /root, /tmp, /run,
 # /dev/shm, /etc/hosts and /etc/hostname, a fresh sysfs, its own sshd on <ip>:22 (key-only root login) and its
@@ -339,6 +339,8 @@ create_host_net() {
     ip link set "$v" netns "$TB_SW"
     ip link set "${v}p" netns "$ns"
     ip -n "$ns" link set "${v}p" name eth0
+    # a fixed MAC per host: a restarted host keeps it, so peers' ARP caches stay right
+    ip -n "$ns" link set eth0 address "$(printf '02:54:42:00:00:%02x' "$i")"
   fi
   ip -n "$TB_SW" link set "$v" master br0 up
   ip -n "$ns" addr replace "$(ip_of "$i")/24" dev eth0
@@ -524,15 +526,25 @@ write_ib_tree() { # I: the fake /sys/class/infiniband tree under $H/ib
   echo "$mac" >"$H/ib.mac"
 }
 
-ib_netdev() { # I on|off: the CX7-named netdev with the IB address
+ib_netdev() { # I on|off: the CX7-named netdev with the IB address (a veth: this kernel may lack "dummy"; its
+  # peer tbi<i> waits, unplugged from the bridge, in the switch namespace)
   local i=$1 ns
   ns=$(ns_of "$i")
   if [ "$2" = on ]; then
-    ip -n "$ns" link show "$IB_IF" >/dev/null 2>&1 || ip -n "$ns" link add "$IB_IF" address "$(cat "$(hdir "$i")/ib.mac")" type dummy
+    if ! ip -n "$ns" link show "$IB_IF" >/dev/null 2>&1; then
+      ip -n "$TB_SW" link del "tbi$i" 2>/dev/null || true
+      ip link add "tbi$i" type veth peer name "tbj$i"
+      ip link set "tbi$i" netns "$TB_SW"
+      ip link set "tbj$i" netns "$ns"
+      ip -n "$ns" link set "tbj$i" name "$IB_IF"
+      ip -n "$ns" link set "$IB_IF" address "$(cat "$(hdir "$i")/ib.mac")"
+    fi
+    ip -n "$TB_SW" link set "tbi$i" up
     ip -n "$ns" addr replace "$(ib_ip_of "$i")/32" dev "$IB_IF"
     ip -n "$ns" link set "$IB_IF" up
   else
     ip -n "$ns" link del "$IB_IF" 2>/dev/null || true
+    ip -n "$TB_SW" link del "tbi$i" 2>/dev/null || true
   fi
 }
 
@@ -713,7 +725,8 @@ host_down() { # I [quiet]: kill everything of host I and remove its namespace, v
       sleep 0.05
     done
   done
-  rm -f "$H/run/docker.sock" "$H/run/.tb-started"
+  # a fresh /run at the next start, like a reboot (a crash leaves dockerd.pid and sockets behind)
+  rm -rf "$H/run"
   return 0
 }
 
@@ -723,7 +736,7 @@ leftovers() {
   local out=() l p ino inos=() c
   for l in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^tb-(h[0-9]+|sw)$' || true); do out+=("netns $l"); done
   ip link show "$TB_ROOTIF" >/dev/null 2>&1 && out+=("link $TB_ROOTIF")
-  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep -E '^tbv[0-9]+' || true); do out+=("link $l"); done
+  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep -E '^tb[vij][0-9]+' || true); do out+=("link $l"); done
   for l in /sys/fs/cgroup/tb-h[0-9]* /sys/fs/cgroup/*/tb-h[0-9]*; do [ -d "$l" ] && out+=("cgroup $l"); done
   while read -r l; do out+=("mount $l"); done < <(awk -v s="$TB_STATE/" '$5 ~ "^/run/netns/tb-" || index($4 "/", s) == 1 || index($5 "/", s) == 1 {print $5}' /proc/self/mountinfo)
   for l in "$TB_STATE"/h*/netns.ino; do [ -s "$l" ] && inos+=("$(cat "$l")"); done

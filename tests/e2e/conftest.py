@@ -1,0 +1,115 @@
+"""End-to-end fixtures: a real multi-host cluster on this machine (scripts/testbed.sh), stand-in engines included.
+
+``testbed`` (session): brings up ``SPARKRUN_TESTBED_HOSTS`` (default 4) simulated DGX Spark hosts once and tears
+them down at the end, checking that nothing is left behind. A testbed that was already up when the session
+started is reused and left up (developers keep their cluster). Without root the e2e tests are skipped; with
+``CI=true`` they must run, and a cluster that cannot start fails them with the failing host's log tail.
+
+``sparkrun_env`` (function): an environment for running the ``sparkrun`` CLI as a subprocess against the testbed,
+on top of the isolated HOME from ``tests/conftest.py``: the ``testbed`` cluster file in its SPARKRUN_CONFIG_DIR,
+``~/.ssh/config`` with ``Include <testbed ssh_config>``, and an ``ssh`` wrapper first on PATH that passes
+``-F ~/.ssh/config`` (OpenSSH reads the config of the passwd home, not of $HOME, so without it the isolated
+config would be ignored).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from testbed.harness import Testbed, find_leftovers
+
+REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "dockerd", "docker", "sshd", "ssh", "ssh-keygen", "busybox", "flock")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")
+
+
+def _skip_or_fail(reason: str) -> None:
+    if _truthy(os.environ.get("CI")):
+        pytest.fail(f"e2e (CI=true): {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    if os.geteuid() != 0:
+        _skip_or_fail("e2e tests need root (network namespaces, dockerd): run `sudo make e2e`")
+    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+    if missing:
+        _skip_or_fail(
+            f"e2e tests need {', '.join(missing)}: apt-get install -y openssh-server docker.io rsync busybox-static "
+            "iproute2 iptables"
+        )
+    n = int(os.environ.get("SPARKRUN_TESTBED_HOSTS", "4"))
+    state = Path(os.environ.get("TB_STATE", "/var/lib/sparkrun-testbed"))
+    # `up` writes its cluster file into the active sparkrun config dir: keep it out of the developer's own.
+    config_dir = tmp_path_factory.mktemp("testbed-config")
+    env = {"TB_STATE": str(state), "SPARKRUN_CONFIG_DIR": str(config_dir)}
+    tb = Testbed(hosts=[], state_dir=state, ssh_config=state / "ssh_config", env=env)
+    state.mkdir(parents=True, exist_ok=True)
+    # Every session holds a shared lock while it uses the cluster; the one that brought it up tears it down
+    # only if it can then take the lock exclusively (no other session still using it).
+    users: IO[bytes] = open(state / "users.lock", "ab")  # noqa: SIM115 - held for the whole session
+    fcntl.flock(users, fcntl.LOCK_SH)
+    was_up = tb.script_run("running", check=False).stdout.split()
+    t0 = time.monotonic()
+    r = tb.script_run("up", str(n), check=False, timeout=900)
+    if r.returncode != 0:
+        users.close()
+        pytest.fail(f"scripts/testbed.sh up {n} failed (exit {r.returncode}):\n{r.stderr[-6000:]}", pytrace=False)
+    tb.hosts = (state / "hosts").read_text().split()[:n]
+    tb.owned = not was_up
+    print(
+        f"\n[testbed] {len(tb.hosts)} hosts ready in {time.monotonic() - t0:.1f}s ({'new' if tb.owned else 'reused'})"
+    )
+    try:
+        yield tb
+    finally:
+        fcntl.flock(users, fcntl.LOCK_UN)
+        if tb.owned:
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                print("\n[testbed] another session still uses the cluster; leaving it up")
+            else:
+                down = tb.script_run("down", check=False, timeout=300)
+                left = find_leftovers(state)
+                assert down.returncode == 0 and not left, (
+                    f"testbed down left things behind (exit {down.returncode}):\n{down.stderr}\n" + "\n".join(left)
+                )
+        users.close()
+
+
+@pytest.fixture
+def sparkrun_env(testbed: Testbed, isolated_home: Path) -> dict[str, str]:
+    """os.environ for a `sparkrun` subprocess: isolated HOME that knows the testbed (cluster `testbed`, ssh)."""
+    env = dict(os.environ)
+    ssh_dir = isolated_home / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "config").write_text(f"Include {testbed.ssh_config}\n")
+    (ssh_dir / "config").chmod(0o600)
+    bin_dir = isolated_home / ".local" / "testbed-bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    real_ssh = shutil.which("ssh") or "/usr/bin/ssh"
+    wrapper = bin_dir / "ssh"
+    wrapper.write_text(
+        "#!/bin/sh\n# OpenSSH ignores $HOME; use the isolated ~/.ssh/config unless the caller chose one\n"
+        'for a in "$@"; do case $a in -F|-F*) exec ' + real_ssh + ' "$@";; esac; done\n'
+        "exec " + real_ssh + ' -F "$HOME/.ssh/config" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    config_dir = Path(env["SPARKRUN_CONFIG_DIR"])
+    testbed.script_run("cluster-file", str(config_dir))
+    env["PATH"] = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["TB_STATE"] = str(testbed.state_dir)
+    return env
