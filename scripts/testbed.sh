@@ -155,16 +155,23 @@ host_pids() {
   } | sort -un
 }
 
+alive() { # PID: running (a zombie waiting for its parent to reap it counts as gone)
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [ "${st%% *}" != Z ]
+}
+
 kill_pidfile() { # PIDFILE MARKER [TIMEOUT_S] [SIGNAL]
   local f=$1 m=$2 t=${3:-10} sig=${4:-TERM} p n
   pid_ok "$f" "$m" || { rm -f "$f"; return 0; }
   p=$(cat "$f")
   kill -"$sig" "$p" 2>/dev/null || true
-  for ((n = 0; n < t * 20; n++)); do
-    kill -0 "$p" 2>/dev/null || break
-    sleep 0.05
+  for ((n = 0; n < t * 50; n++)); do
+    alive "$p" || break
+    sleep 0.02
   done
-  if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
+  if alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi
   rm -f "$f"
 }
 
@@ -714,7 +721,7 @@ host_down() { # I [quiet]: kill everything of host I and remove its namespace, v
     [ -n "$left" ] || break
     if ((n == 0)) && [ -z "$quiet" ]; then log "h$i: killing leftover processes: $(echo "$left" | tr '\n' ' ')"; fi
     for p in $left; do kill -KILL "$p" 2>/dev/null || true; done
-    sleep 0.05
+    sleep 0.02
   done
   ip -n "$TB_SW" link del "tbv$i" 2>/dev/null || true
   if [ -e "/run/netns/$ns" ]; then ip netns del "$ns" 2>/dev/null || log "h$i: could not delete netns $ns"; fi
