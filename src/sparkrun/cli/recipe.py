@@ -82,8 +82,8 @@ def search_cmd(app: AppContext, query: str, registry: str | None, runtime: str |
 # ---- show --------------------------------------------------------------------------------------------------------
 def _print_show(app: AppContext, data: ShowData) -> None:
     recipe, src, out = data.recipe, data.recipe.source, app.console.out
-    out(f"Recipe:       {src.name}  ({src.kind}{', ' + src.registry if src.registry else ''}, "
-        f"{'trusted' if src.trusted else 'untrusted'})")  # fmt: skip
+    origin = f"@{src.registry}" if src.kind == "registry" else src.kind
+    out(f"Recipe:       {src.name}  ({origin}, {'trusted' if src.trusted else 'untrusted'})")
     out(f"Source:       {src.display}")
     if recipe.description:
         out(f"Description:  {' '.join(recipe.description.split())}")

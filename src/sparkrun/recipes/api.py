@@ -247,8 +247,13 @@ def _positive(value: Any) -> int:
         return 1
 
 
+MAX_NODES = 256
+
+
 def preview_topology(nodes: int, settings: Mapping[str, Any]) -> Topology:
     """Placeholder hosts (`<head>`, `<worker1>`, …) for `show` and `validate`: planning without hosts."""
+    if nodes > MAX_NODES:
+        raise RecipeError(f"{nodes} nodes is more than sparkrun plans for ({MAX_NODES})", hint="check min_nodes/--tp")
     hosts = ("<head>", *(f"<worker{i}>" for i in range(1, nodes)))
     return Topology(
         hosts=hosts,

@@ -87,11 +87,12 @@ def catalog(
         for path in yaml_files(root):
             src = RecipeSource(name=path.stem, kind="cwd", trusted=True, path=path)
             entries.append(_entry(Found(path, src), resolver, path.stem, "./recipes", False))
+    missing: list[str] = []
     for reg in resolver.store.enabled():
         if registry is not None and reg.name != registry:
             continue
         if not reg.cloned:
-            notes.append(f"registry {reg.name} is not downloaded (sparkrun registry update {reg.name})")
+            missing.append(reg.name)
             continue
         hidden = not reg.visible and registry is None
         if hidden and not include_hidden:
@@ -101,9 +102,14 @@ def catalog(
         for path in files:
             src = resolver.registry_source(reg, path)
             entries.append(_entry(Found(path, src), resolver, _registry_ref(src, stems), f"@{reg.name}", hidden))
+    if missing:
+        notes.append(f"registries not downloaded yet: {', '.join(missing)} (sparkrun registry update)")
     if resolver.bundled is not None and registry in (None, "builtin"):
         taken = {e.name for e in entries}
+        seen = {e.path.resolve() for e in entries}
         for path in yaml_files(resolver.bundled):
+            if path.resolve() in seen:  # a source checkout's ./recipes/ is the bundled directory
+                continue
             src = resolver.builtin_source(path)
             ref = f"@builtin/{path.stem}" if path.stem in taken else path.stem
             entries.append(_entry(Found(path, src), resolver, ref, "builtin", False))

@@ -284,11 +284,28 @@ def set_flag(store: RegistryStore, name: str, **changes: Any) -> Registry:
     return updated
 
 
-def _refresh_from_manifest(store: RegistryStore, url: str, commit: str) -> None:
+def _expand_recorded(store: RegistryStore, url: str, manifest: list[Registry], notify: Notify) -> None:
+    """A registry recorded with `add --no-update` whose name the manifest does not declare: when the manifest
+    declares several registries, register those (keeping the recorded flags) instead."""
+    declared = {r.name for r in manifest}
+    for stale in [r for r in store.sharing(url) if r.commit is None and r.name not in declared]:
+        if len(manifest) < 2:
+            continue
+        taken = {r.name for r in store} - {stale.name}
+        fresh = [replace(m, enabled=stale.enabled, trusted=stale.trusted, trusted_url=stale.trusted_url)
+                 for m in manifest if m.name not in taken]  # fmt: skip
+        at = store.registries.index(stale)
+        store.registries[at : at + 1] = fresh
+        notify(f"registry {stale.name}: {url} declares {', '.join(sorted(declared))}; registered those instead")
+
+
+def _refresh_from_manifest(store: RegistryStore, url: str, commit: str, notify: Notify) -> None:
     manifest = parse_manifest(clone_dir_for(url), url) or []
+    _expand_recorded(store, url, manifest, notify)
     declared = {r.name: r for r in manifest}
-    for reg in store.sharing(url):
-        fresh = declared.get(reg.name) or (manifest[0] if len(manifest) == 1 and len(store.sharing(url)) == 1 else None)
+    sharing = store.sharing(url)
+    for reg in sharing:
+        fresh = declared.get(reg.name) or (manifest[0] if len(manifest) == 1 and len(sharing) == 1 else None)
         paths = {k: getattr(fresh, k) for k in ("recipes", "tuning", "benchmarks", "mods")} if fresh else {}
         store.put(replace(reg, commit=commit, updated=_now(), **paths))
 
@@ -298,6 +315,7 @@ def update(store: RegistryStore, names: list[str] | None, notify: Notify) -> lis
     an unreachable remote with a local clone is a note, not an error."""
     selected = [store.get(n) for n in names] if names else store.enabled()
     results: list[tuple[Registry, str]] = []
+    known_before = {r.name for r in store}
     for url in dict.fromkeys(r.url for r in selected):
         group = [r for r in selected if r.url == url]
         before = group[0].commit
@@ -307,7 +325,7 @@ def update(store: RegistryStore, names: list[str] | None, notify: Notify) -> lis
                 commit = git.fetch_latest(repo)
             else:
                 commit = git.sparse_clone(url, repo, _sparse_paths(store.sharing(url)))
-            _refresh_from_manifest(store, url, commit)
+            _refresh_from_manifest(store, url, commit, notify)
             _apply_sparse(store, url)
             outcome = "unchanged" if before == commit else f"{(before or 'new')[:10]} -> {commit[:10]}"
         except (git.GitFailed, ConfigError) as exc:
@@ -319,7 +337,9 @@ def update(store: RegistryStore, names: list[str] | None, notify: Notify) -> lis
             else:
                 notify(f"registry {names_}: cannot clone {url} ({cause})")
                 outcome = "failed"
-        results += [(store.get(r.name), outcome) for r in group]
+        names_now = {r.name for r in store}
+        results += [(store.get(r.name), outcome) for r in group if r.name in names_now]
+        results += [(r, outcome) for r in store.sharing(url) if r.name not in known_before]
     store.save()
     return results
 

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sparkrun.errors import RecipeError
+from sparkrun.runtimes.base import SHELL_WRAPPER_ARGV0
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _TOKEN = re.compile(r"\{\{|\}\}|\$\{|\{(" + IDENT + r")\}")
 _PLACEHOLDER = re.compile(r"\{(" + IDENT + r")\}")
 MAX_DEPTH = 10
-SHELL_ARGV0 = "sparkrun-serve"
+SHELL_ARGV0 = SHELL_WRAPPER_ARGV0  # the runtimes recognise the wrapper by it
 _SHELL_WORDS = frozenset(
     {
         "export",

@@ -32,11 +32,8 @@ class RankView:
 
     @property
     def command_line(self) -> str:
-        script = shell_script(self.argv)
-        if script is not None:
-            extra = self.argv[4:]
-            return script + (" " + shlex.join(extra) if extra else "")
-        return shlex.join(self.argv)
+        script = shell_script(self.argv)  # already includes the arguments "$@" expands to
+        return script if script is not None else shlex.join(self.argv)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,14 @@ class GatedItem:
 
 
 def _one_line(value: Any, limit: int = 160) -> str:
-    text = str(value.get("command") or value.get("copy") or value) if isinstance(value, Mapping) else str(value)
+    if isinstance(value, Mapping) and ("command" in value or "copy" in value):
+        text = str(value.get("command") or f"copy {value.get('copy')} -> {value.get('dest')}")
+    elif isinstance(value, Mapping):
+        text = ", ".join(f"{k}={v}" for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        text = ", ".join(str(v) for v in value)
+    else:
+        text = str(value)
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
