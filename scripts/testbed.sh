@@ -21,7 +21,9 @@
 # HOST may be 3, h3, tb-h3 or 10.213.0.13.
 #
 # Environment:
-#   TB_STATE=/var/lib/sparkrun-testbed   state dir (keys, per-host dirs, logs, image cache, lock file).
+#   TB_STATE=/var/lib/sparkrun-testbed   state dir (keys, per-host dirs, logs, lock file, the engine rootfs and
+#                                        each host's docker data root, kept across down/up so `up` need not
+#                                        import the image again; `down --purge` removes them too).
 #                                        Must not be under /tmp, /root or /run (each host mounts its own).
 #   TB_FAKE_GPUS=1     at `up`: fake GPUs per host started by this `up` (nvidia-smi stub answering like a GB10
 #                      + the nvidia-container-runtime-hook stub so `docker run --gpus ...` works); 0 = none.
@@ -83,6 +85,7 @@ die() { echo "[testbed] ERROR: $*" >&2; exit 1; }
 ip_of() { echo "$TB_NET.$((TB_BASE + $1))"; }
 ib_ip_of() { echo "$TB_NET.$((100 + $1))"; }
 hdir() { echo "$TB_STATE/h$1"; }
+ddir() { echo "$TB_STATE/docker/h$1"; } # a host's docker data root: kept across down/up (image cache)
 ns_of() { echo "tb-h$1"; }
 hdocker() { local i=$1; shift; env -u DOCKER_CONTEXT -u DOCKER_CONFIG DOCKER_HOST="unix://$(hdir "$i")/run/docker.sock" docker "$@"; }
 
@@ -139,7 +142,7 @@ host_pid1() { # root-namespace pid of the host's PID 1 (child of the unshare pro
 }
 init_alive() { pid_ok "$(hdir "$1")/init.pid" "__hostinit $1"; }
 sshd_pid() { host_proc "$1" "$(hdir "$1")/sshd_config"; }
-dockerd_pid() { host_proc "$1" "--data-root $(hdir "$1")/docker"; }
+dockerd_pid() { host_proc "$1" "--data-root $(ddir "$1")"; }
 docker_ok() { hdocker "$1" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 host_healthy() {
@@ -438,7 +441,7 @@ write_host_files() {
   local i=$1 H ip j
   H=$(hdir "$i")
   ip=$(ip_of "$i")
-  mkdir -p "$H"/{home/.ssh,home/.cache/huggingface,run/sshd,tmp,shm,docker,log,.mnt/cg,.mnt/class}
+  mkdir -p "$H"/{home/.ssh,home/.cache/huggingface,run/sshd,tmp,shm,log,.mnt/cg,.mnt/class} "$(ddir "$i")"
   chmod 700 "$H/home" "$H/home/.ssh"
   chmod 755 "$H/run" "$H/run/sshd"
   chmod 1777 "$H/tmp" "$H/shm"
@@ -591,7 +594,7 @@ hostinit() {
   fi
   cd /
   setsid env -i PATH="$SYS_PATH" HOME=/root dockerd --config-file "$H/daemon.json" \
-    --data-root "$H/docker" --exec-root /run/docker --pidfile /run/dockerd.pid \
+    --data-root "$(ddir "$i")" --exec-root /run/docker --pidfile /run/dockerd.pid \
     -H unix:///run/docker.sock --bridge=none --iptables=false --ip6tables=false --ip-forward=false \
     --ip-masq=false --userland-proxy=false --cgroup-parent="/tb-h$i" --log-level=warn \
     </dev/null >>"$H/log/dockerd.log" 2>&1 &
@@ -693,8 +696,9 @@ host_up() { # I GPUS IB: bring host I up (retrying); 0 = up, 1 = failed (reason 
     else
       rm -rf "$H/ib" "$H/ib.on"
     fi
+    if ((attempt > 1)); then rm -rf "$(ddir "$i")"; fi # in case the data root is what broke
     if host_start "$i" && wait_host_ready "$i"; then
-      if ensure_image "$i" 2>>"$H/log/init.log"; then
+      if reset_docker "$i" 2>>"$H/log/init.log" && ensure_image "$i" 2>>"$H/log/init.log"; then
         ((attempt == 1)) || log "h$i ($(ip_of "$i")) up after $attempt attempts"
         return 0
       fi
@@ -705,6 +709,26 @@ host_up() { # I GPUS IB: bring host I up (retrying); 0 = up, 1 = failed (reason 
   done
   host_down "$i" quiet
   return 1
+}
+
+# A freshly started host has no containers, volumes or networks and no image but the engine image, whatever the
+# kept data root held (it is kept only so that `up` need not import the image again).
+reset_docker() {
+  local i=$1 keep ids=()
+  mapfile -t ids < <(hdocker "$i" ps -aq)
+  if ((${#ids[@]})); then hdocker "$i" rm -f "${ids[@]}" >/dev/null || return 1; fi
+  keep=$(hdocker "$i" image inspect -f '{{.Id}}' "$TB_IMAGE" 2>/dev/null || true)
+  local id ref
+  while read -r id ref; do
+    if [ "$ref" = "<none>:<none>" ]; then
+      [ "$id" = "$keep" ] || hdocker "$i" rmi -f "$id" >/dev/null 2>&1 || true
+    elif [ "$ref" != "$TB_IMAGE" ]; then
+      hdocker "$i" rmi -f "$ref" >/dev/null 2>&1 || true # another tag of the engine image only loses the tag
+    fi
+  done < <(hdocker "$i" images -a --no-trunc --format '{{.ID}} {{.Repository}}:{{.Tag}}')
+  mapfile -t ids < <(hdocker "$i" volume ls -q)
+  if ((${#ids[@]})); then hdocker "$i" volume rm -f "${ids[@]}" >/dev/null || return 1; fi
+  hdocker "$i" network prune -f >/dev/null
 }
 
 host_down() { # I [quiet]: kill everything of host I and remove its namespace, veth and cgroups
