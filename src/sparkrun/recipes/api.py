@@ -10,6 +10,7 @@ Contract, in call order:
     request  = render_request(recipe, runtime, settings, image=..., extra_args=..., env=...)
     specs    = runtime.build(request, Topology(...))                    # the runtime plugin's job
     hook     = render_hook(text, settings, launch_values)               # for pre_exec / post_exec / post_commands
+    mods     = resolve_mods(recipe)                                     # directories holding run.sh, in order
 
 - `cli_values` keys: port, host, served_model_name, tensor_parallel, pipeline_parallel, data_parallel,
   gpu_memory_utilization, max_model_len (None = not given); `options` are the raw `-o key[.field]=value` strings.
@@ -52,6 +53,7 @@ __all__ = [
     "render_command",
     "render_hook",
     "render_request",
+    "resolve_mods",
     "resolve_recipe",
     "resolve_runtime_name",
 ]
@@ -105,6 +107,13 @@ def resolve_recipe(
     from sparkrun.recipes.resolve import Resolver
 
     return (resolver or Resolver(cwd=cwd)).load(ref, strict=strict)
+
+
+def resolve_mods(recipe: Recipe, *, resolver: Resolver | None = None) -> list[Path]:
+    """Directories (each with a `run.sh`) of the recipe's `mods:`, in order. Never downloads anything."""
+    from sparkrun.recipes.resolve import Resolver
+
+    return (resolver or Resolver()).mod_dirs(recipe)
 
 
 def _cli_layer(cli_values: Mapping[str, Any], options: Sequence[str]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +41,8 @@ def _short_cause(stderr: str, returncode: int) -> str:
 
 def run_git(args: Sequence[str], *, cwd: Path | None = None, timeout: float = GIT_TIMEOUT_S) -> str:
     """Run `git ARGS`; returns stdout. Raises `GitFailed` with a one-line cause."""
+    import subprocess  # deferred: resolving recipes from existing clones never starts git
+
     if shutil.which("git") is None:
         raise GitFailed("git is not installed (needed for recipe registries)")
     try:

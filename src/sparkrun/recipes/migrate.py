@@ -1,6 +1,6 @@
 """Format detection, v1 (eugr spark-vllm-docker) migration and the deprecated topology spellings.
 
-v1 → v2 (decided for sparkrun; see docs/recipes.md "v1 recipes"):
+v1 → v2 (decided for sparkrun; see recipes/README.md, "v1 (eugr) recipes"):
 - `runtime: eugr-vllm`: v1 recipes name a local eugr build tag (`vllm-node*`) as `container`, carry `build_args` and
   `mods`, and were written for eugr's Ray-based launcher. The `eugr-vllm` runtime plugin is exactly that (vllm-ray
   + eugr builder + mods + prebuilt-image substitution), so v1 recipes run the way their authors tested them.

@@ -235,6 +235,40 @@ class Resolver:
             raise RecipeError(f"include {ref!r}: no such file{where}", hint="include a sibling file or @registry/name")
         return IncludeTarget(str(sibling.resolve()), str(sibling), read_text(sibling), True, sibling.parent)
 
+    # ---- mods ----------------------------------------------------------------------------------------------
+    def _mod_candidates(self, recipe: Recipe, mod: str) -> list[Path]:
+        name = mod.strip().rstrip("/")
+        base = Path(name).name
+        found: list[Path] = []
+        if name.startswith("@"):
+            reg_name, _, rest = name[1:].partition("/")
+            reg = self.store.get(reg_name)
+            roots = [root for root in (reg.mods_dir, reg.clone_dir) if root is not None]
+            return [root / rest for root in roots]
+        if recipe.source.path is not None and recipe.source.kind != "url":
+            found.append(recipe.source.path.parent / name)
+        registries = [r for r in self.store if r.name == recipe.source.registry]
+        registries += [r for r in self.store if r.name == "eugr" and r not in registries]
+        for reg in registries:
+            if reg.mods_dir is not None:
+                found += [reg.mods_dir / name, reg.mods_dir / base]
+            found.append(reg.clone_dir / name)
+        return found
+
+    def mod_dirs(self, recipe: Recipe) -> list[Path]:
+        """The directory of each `mods:` entry (a directory holding `run.sh`): `@registry/path`, next to the recipe,
+        the recipe's registry's mods directory, then the `eugr` registry's. Raises `RecipeError` for a missing one."""
+        out: list[Path] = []
+        for index, mod in enumerate(recipe.mods):
+            hit = next((p for p in self._mod_candidates(recipe, mod) if (p / "run.sh").is_file()), None)
+            if hit is None:
+                raise RecipeError(
+                    f"{recipe.where(f'mods[{index}]')}: mods[{index}]: no directory {mod!r} with a run.sh",
+                    hint="run `sparkrun registry update` (mods live in registries), or fix the mod's path",
+                )
+            out.append(hit)
+        return out
+
     def load(self, ref: str, *, strict: bool = True) -> Recipe:
         found = self.find(ref)
         directory = None if found.source.kind == "url" else found.path.parent

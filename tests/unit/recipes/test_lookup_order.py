@@ -133,3 +133,27 @@ def test_bundled_recipes_are_found_from_any_directory(tmp_path: Path, monkeypatc
     found = Resolver(store=RegistryStore([])).load("qwen3-1.7b-vllm")
     assert found.source.kind == "builtin" and found.source.trusted
     assert bundled_dir() is not None and found.source.path == bundled_dir() / "qwen3-1.7b-vllm.yaml"
+
+
+def test_mods_resolve_next_to_the_recipe_then_registry_mods_then_eugr(tmp_path: Path) -> None:
+    official = Registry(name="official", url="file:///o", recipes="official-recipes", mods="official-mods")
+    eugr = Registry(name="eugr", url="file:///e", recipes="recipes", mods="mods")
+    for reg in (official, eugr):
+        (reg.clone_dir / ".git").mkdir(parents=True, exist_ok=True)
+    text = SIMPLE + "mods: [mods/fix-a, mods/fix-b, local-fix, '@eugr/mods/fix-c']\n"
+    write(official.recipe_dir / "r.yaml", text)
+    write(official.recipe_dir / "local-fix" / "run.sh", "echo local\n")
+    write(official.mods_dir / "fix-a" / "run.sh", "echo a\n")  # type: ignore[operator]
+    write(eugr.clone_dir / "mods" / "fix-b" / "run.sh", "echo b\n")
+    write(eugr.clone_dir / "mods" / "fix-c" / "run.sh", "echo c\n")
+    resolver = Resolver(cwd=tmp_path, store=RegistryStore([official, eugr]), use_bundled=False)
+    recipe = resolver.load("@official/r")
+    assert resolver.mod_dirs(recipe) == [
+        official.clone_dir / "official-mods" / "fix-a",
+        eugr.clone_dir / "mods" / "fix-b",
+        official.recipe_dir / "local-fix",
+        eugr.clone_dir / "mods" / "fix-c",
+    ]
+    missing = resolver.load(str(write(tmp_path / "m.yaml", SIMPLE + "mods: [mods/nowhere]\n")))
+    with pytest.raises(RecipeError, match=r"m\.yaml:\d+: mods\[0\]: no directory 'mods/nowhere'"):
+        resolver.mod_dirs(missing)
