@@ -146,7 +146,8 @@ dockerd_pid() { host_proc "$1" "--data-root $(ddir "$1")"; }
 docker_ok() { hdocker "$1" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 host_healthy() {
-  [ -e "/run/netns/$(ns_of "$1")" ] && init_alive "$1" && sshd_pid "$1" >/dev/null && docker_ok "$1"
+  [ -e "/run/netns/$(ns_of "$1")" ] && ip -n "$(ns_of "$1")" link show eth0 >/dev/null 2>&1 &&
+    init_alive "$1" && sshd_pid "$1" >/dev/null && docker_ok "$1"
 }
 
 # all pids that belong to host i: its cgroups (host daemons, ssh sessions, containers) and its netns
@@ -353,6 +354,8 @@ create_host_net() {
     ip -n "$ns" link set eth0 address "$(printf '02:54:42:00:00:%02x' "$i")"
   fi
   ip -n "$TB_SW" link set "$v" master br0 up
+  # forwarding on, as dockerd leaves it on a real host (docker run warns otherwise); nothing routes anywhere
+  nsenter --net="/run/netns/$ns" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
   ip -n "$ns" addr replace "$(ip_of "$i")/24" dev eth0
   ip -n "$ns" link set lo up
   ip -n "$ns" link set eth0 up
@@ -626,6 +629,7 @@ host_start() {
       "$TB_STATE/bin/testbed.sh" __hostinit "$i"
   ) </dev/null >>"$H/log/init.log" 2>&1 9>&- &
   p=$!
+  disown "$p" # no "Killed" job notice when `down` kills it
   echo "$p" >"$H/init.pid"
   for ((n = 0; n < 100; n++)); do # until the subshell has exec'd into unshare
     init_alive "$i" && return 0
@@ -652,7 +656,9 @@ wait_host_ready() {
     if [ -e "$H/run/.tb-started" ]; then
       if ! dockerd_pid "$i" >/dev/null; then
         sleep 0.2 # it may be just exiting after a failure; let it finish its log
-        fail "$i" "dockerd exited: $(grep -v '^$' "$H/log/dockerd.log" 2>/dev/null | tail -n 1)"
+        local why
+        why=$(awk '/^=== /{l=""; next} NF{l=$0} END{print l}' "$H/log/dockerd.log" 2>/dev/null)
+        fail "$i" "dockerd exited: ${why:-(no log output: killed?)}"
         return 1
       fi
       sshd_pid "$i" >/dev/null || { fail "$i" "sshd is not running: $(tail -n 2 "$H/log/sshd.log" "$H/log/init.log" 2>/dev/null | tr '\n' ' ')"; return 1; }
@@ -677,7 +683,8 @@ host_up() { # I GPUS IB: bring host I up (retrying); 0 = up, 1 = failed (reason 
   mkdir -p "$H/log"
   rm -f "$H/failure"
   if host_healthy "$i"; then
-    write_host_files "$i" # refresh known_hosts and /etc/hosts for newly added peers
+    write_host_files "$i"  # refresh known_hosts and /etc/hosts for newly added peers
+    create_host_net "$i"   # and plug its cable back in (`link HOST down`)
     if ensure_image "$i"; then
       log "h$i ($(ip_of "$i")) already up"
       return 0
@@ -740,11 +747,13 @@ host_down() { # I [quiet]: kill everything of host I and remove its namespace, v
   # namespace: sshd, dockerd, containerd, shims and every container.
   kill_pidfile "$H/init.pid" "__hostinit $i" 5 KILL
   # Safety net: anything still in this host's cgroups or netns was started inside the testbed.
-  for ((n = 0; n < 100; n++)); do
+  for ((n = 0; n < 200; n++)); do
     left=$(host_pids "$i")
     [ -n "$left" ] || break
-    if ((n == 0)) && [ -z "$quiet" ]; then log "h$i: killing leftover processes: $(echo "$left" | tr '\n' ' ')"; fi
-    for p in $left; do kill -KILL "$p" 2>/dev/null || true; done
+    if ((n >= 25)); then # the PID namespace had half a second to die on its own; the rest were started from outside
+      if ((n == 25)) && [ -z "$quiet" ]; then log "h$i: killing leftover processes: $(echo "$left" | tr '\n' ' ')"; fi
+      for p in $left; do kill -KILL "$p" 2>/dev/null || true; done
+    fi
     sleep 0.02
   done
   ip -n "$TB_SW" link del "tbv$i" 2>/dev/null || true

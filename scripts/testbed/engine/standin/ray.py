@@ -121,7 +121,7 @@ class Gcs:
             conn.send({"ok": False, "error": f"unknown op {msg.get('op')!r}"})
             conn.close()
             return
-        info = {k: msg[k] for k in ("node_id", "node_ip", "resources") if k in msg}
+        info: dict[str, Any] = {k: msg[k] for k in ("node_id", "node_ip", "resources") if k in msg}
         node_id = str(info.get("node_id"))
         self.add(info)
         self.conns[node_id] = conn
@@ -286,7 +286,12 @@ def _run_worker(life: Lifecycle, log: Log, node_ip: str, address: str, gpus: int
         raise Fail(f"ConnectionError: GCS at {address} refused the node: {reply}")
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "ray_current_cluster").write_text(f"{address}\n")
-    life.on_stop.append(lambda: conn.send({"event": "bye"}) if life.code == 0 and life.signalled else None)
+
+    def bye() -> None:  # a node stopped by a signal (ray stop) leaves cleanly
+        if life.code == 0 and life.signalled:
+            conn.send({"event": "bye"})
+
+    life.on_stop.append(bye)
     life.on_stop.append(conn.close)
     threading.Thread(target=heartbeat, args=(life, lambda: [conn]), daemon=True).start()
 
