@@ -70,7 +70,9 @@ class Console:
             table.add_column(col, overflow="fold")
         for row in rows:
             table.add_row(*("" if cell is None else str(cell) for cell in row))
-        RichConsole(soft_wrap=False).print(table)
+        # On a pipe rich assumes 80 columns and folds cells; give it room so `status | grep` sees whole lines.
+        width = None if sys.stdout.isatty() else 200
+        RichConsole(soft_wrap=False, width=width).print(table)
 
     # ---- progress ----------------------------------------------------------------------------------
     @contextmanager

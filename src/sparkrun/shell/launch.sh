@@ -36,12 +36,12 @@ mkdir -p "$hf" 2>/dev/null || sr_fail hf-cache "cannot create the Hugging Face c
 # Interface env detected on this host goes first, so a value the recipe or cluster pins (later -e) wins.
 detected=()
 if [ -n "$IB_DETECT" ]; then
-  if ! ib_out=$(HEAD_ADDRESS=$HEAD_ADDRESS bash -c "$IB_DETECT" 2>/dev/null); then
+  if ! ib_out=$(env HEAD_ADDRESS="$HEAD_ADDRESS" bash -c "$IB_DETECT" 2>/dev/null); then
     sr_fail network-detect "interface detection failed"
   fi
   while IFS= read -r line; do
     [ -n "$line" ] || continue
-    [[ $line =~ ^[A-Z_][A-Z0-9_]*=[^[:space:]]*$ ]] || sr_fail network-detect "unexpected line: $line"
+    [[ $line =~ ^[A-Za-z_][A-Za-z0-9_]*=[^[:space:]]*$ ]] || sr_fail network-detect "unexpected line: $line"
     sr_emit ib_env "$line"
     case $line in
       SPARKRUN_*) ;;  # facts for sparkrun, not container env
