@@ -822,13 +822,25 @@ cmd_up() {
     mkdir -p "$(hdir "$i")/log"
   done
   write_client_files
-  local pids=() par=${TB_PARALLEL:-0}
+  local par=${TB_PARALLEL:-0} running=0
   for ((i = 1; i <= n; i++)); do
-    if ((par > 0 && ${#pids[@]} >= par)); then wait -n || true; fi
+    if ((par > 0 && running >= par)); then
+      wait -n || true
+      running=$((running - 1))
+    fi
     host_up "$i" "$gpus" "$ib" &
-    pids+=($!)
+    running=$((running + 1))
   done
-  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  wait || true
+  # the verdict comes from the hosts themselves, not from exit statuses (`wait -n` may have reaped some)
+  for ((i = 1; i <= n; i++)); do
+    if [ -s "$(hdir "$i")/failure" ]; then
+      rc=1
+    elif ! host_healthy "$i"; then
+      echo "not healthy after up (no failure recorded; see its logs)" >"$(hdir "$i")/failure"
+      rc=1
+    fi
+  done
   # hosts above N that are still up get the refreshed peer lists as well
   for i in $(running_indices); do ((i > n)) && write_host_files "$i"; done
   write_hosts_file

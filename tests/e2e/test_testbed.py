@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbed.harness import UNREACHABLE, Testbed
+from testbed.harness import REPO, UNREACHABLE, Testbed
 
 pytestmark = pytest.mark.e2e
 
@@ -136,6 +137,12 @@ def test_fake_infiniband(testbed: Testbed) -> None:
         assert testbed.ssh(other, f"busybox ping -c1 -W2 10.213.0.{100 + i}", check=False).returncode == 0
         # only this host has it
         assert testbed.ssh(other, "test -e /sys/class/infiniband", check=False).returncode != 0
+        # sparkrun's own detection (src/sparkrun/shell/ib_detect.sh) finds the port on this host only
+        detect = REPO / "src" / "sparkrun" / "shell" / "ib_detect.sh"
+        if detect.is_file():
+            cmd = f"HEAD_ADDRESS={other} bash -c {shlex.quote(detect.read_text())}"
+            assert "NCCL_IB_HCA=rocep1s0f0" in testbed.ssh(host, cmd).stdout.split()
+            assert "NCCL_IB_DISABLE=1" in testbed.ssh(other, cmd).stdout.split()
     finally:
         testbed.ib(host, False)
     assert testbed.ssh(host, "test -e /sys/class/infiniband", check=False).returncode != 0
