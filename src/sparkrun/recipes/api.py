@@ -3,7 +3,7 @@ for `@registry/name` of a registry that was never downloaded, and http(s) recipe
 
 Contract, in call order:
 
-    recipe   = resolve_recipe(ref)                        # RecipeError (exit 3) with file:line: key: cause
+    recipe   = resolve_recipe(ref, notify=lambda m: console.info(f"note: {m}"))   # RecipeError (exit 3)
     check_trust(recipe, trust_flag=..., interactive=sys.stdin.isatty(), confirm=click.confirm)   # TrustError (7)
     runtime  = app.runtimes.get(resolve_runtime_name(recipe))           # PluginError for unknown runtimes
     settings = build_settings(recipe, runtime, cli_values, options)     # CLI/-o > overrides > defaults > runtime
@@ -15,8 +15,10 @@ Contract, in call order:
 - `cli_values` keys: port, host, served_model_name, tensor_parallel, pipeline_parallel, data_parallel,
   gpu_memory_utilization, max_model_len (None = not given); `options` are the raw `-o key[.field]=value` strings.
 - `request.command` is the recipe's rendered `command:` as argv, or None (the runtime builds the command from
-  settings). A command that needs a shell arrives as `("bash", "-c", '<script> "$@"', "sparkrun-serve")`: arguments
-  the runtime appends (node rank, `-- EXTRA_ARGS`) still reach the script's last command.
+  settings). A command that needs a shell arrives as `("bash", "-c", '<prelude>\nexec "$@"', "sparkrun-serve",
+  *engine_argv)` when its last statement is a plain command, else `("bash", "-c", '<script> "$@"',
+  "sparkrun-serve")`: arguments a runtime appends (node rank, `-- EXTRA_ARGS`) reach the engine either way
+  (`sparkrun.runtimes.base.is_shell_wrapper` recognises both).
 - `request.env` is recipe env + matched overrides + `env` given here; `{config.NAME}` tokens are expanded, nothing
   else (the control machine's `$VAR`s never are).
 - Every error is a `SparkrunError` subclass with a one-line message and a hint.
@@ -25,7 +27,7 @@ Contract, in call order:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -101,12 +103,20 @@ def resolve_runtime_name(recipe: Recipe) -> str:
 
 
 def resolve_recipe(
-    ref: str, *, cwd: Path | None = None, strict: bool = True, resolver: Resolver | None = None
+    ref: str,
+    *,
+    cwd: Path | None = None,
+    strict: bool = True,
+    resolver: Resolver | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Recipe:
-    """Find and load a recipe: `@registry/name` → URL → file → ./recipes/ → registries → bundled."""
+    """Find and load a recipe: `@registry/name` → URL → file → ./recipes/ → registries → bundled.
+    `notify` gets one-line notes (a registry cloned on first use, a cached URL copy used offline)."""
     from sparkrun.recipes.resolve import Resolver
 
-    return (resolver or Resolver(cwd=cwd)).load(ref, strict=strict)
+    if resolver is None:
+        resolver = Resolver(cwd=cwd) if notify is None else Resolver(cwd=cwd, notify=notify)
+    return resolver.load(ref, strict=strict)
 
 
 def resolve_mods(recipe: Recipe, *, resolver: Resolver | None = None) -> list[Path]:

@@ -28,6 +28,7 @@ class Document:
     locations: dict[str, str] = field(default_factory=dict)  # dotted key path -> "file:line"
     trusted: bool = True
     chain: list[str] = field(default_factory=list)  # include chain, outermost first
+    duplicates: list[str] = field(default_factory=list)  # "file:line key" of keys written twice (the last wins)
 
     def where(self, key: str) -> str:
         return self.locations.get(key) or self.display
@@ -39,26 +40,30 @@ def _loader_class() -> Any:
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _index(node: Any, path: tuple[str | int, ...], display: str, out: dict[str, str]) -> None:
-    """Record the line of every mapping key and sequence item under `node`."""
+def _index(node: Any, path: tuple[str | int, ...], display: str, out: dict[str, str], dups: list[str]) -> None:
+    """Record the line of every mapping key and sequence item under `node` (and keys written twice)."""
     from yaml import MappingNode, ScalarNode, SequenceNode
 
     if isinstance(node, MappingNode):
         for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
+            if not isinstance(key_node, ScalarNode) or key_node.value == "<<":
                 continue
             sub = (*path, str(key_node.value))
-            out.setdefault(format_path(sub), f"{display}:{key_node.start_mark.line + 1}")
-            _index(value_node, sub, display, out)
+            where = f"{display}:{key_node.start_mark.line + 1}"
+            if format_path(sub) in out:
+                dups.append(f"{where} {format_path(sub)}")
+            out[format_path(sub)] = where  # the last one wins, as in the loaded data
+            _index(value_node, sub, display, out, dups)
     elif isinstance(node, SequenceNode):
         for i, item in enumerate(node.value):
             sub = (*path, i)
             out.setdefault(format_path(sub), f"{display}:{item.start_mark.line + 1}")
-            _index(item, sub, display, out)
+            _index(item, sub, display, out, dups)
 
 
-def parse_yaml(text: str, display: str) -> tuple[Any, dict[str, str]]:
-    """Parse YAML text; returns the data and the line index. Invalid YAML raises one-line `RecipeError`."""
+def parse_yaml(text: str, display: str, dups: list[str] | None = None) -> tuple[Any, dict[str, str]]:
+    """Parse YAML text; returns the data and the line index (`dups` collects keys written twice). Invalid YAML
+    raises a one-line `RecipeError`."""
     import yaml
 
     loader = _loader_class()(text)
@@ -76,12 +81,13 @@ def parse_yaml(text: str, display: str) -> tuple[Any, dict[str, str]]:
         loader.dispose()
     locations: dict[str, str] = {}
     if node is not None:
-        _index(node, (), display, locations)
+        _index(node, (), display, locations, dups if dups is not None else [])
     return data, locations
 
 
 def parse_document(text: str, display: str, *, trusted: bool) -> Document:
-    data, locations = parse_yaml(text, display)
+    dups: list[str] = []
+    data, locations = parse_yaml(text, display, dups)
     if data is None:
         raise RecipeError(f"{display}: the file is empty", hint="a recipe needs at least `model:`")
     if not isinstance(data, dict):
@@ -92,7 +98,7 @@ def parse_document(text: str, display: str, *, trusted: bool) -> Document:
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
         raise RecipeError(f"{display}: top-level keys must be strings, got {bad[0]!r}")
-    return Document(data=data, display=display, locations=locations, trusted=trusted, chain=[display])
+    return Document(data=data, display=display, locations=locations, trusted=trusted, chain=[display], duplicates=dups)
 
 
 def _merge_atomic(base: Any, child: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,4 +151,5 @@ def merge_documents(base: Document, child: Document) -> Document:
         locations=locations,
         trusted=base.trusted and child.trusted,
         chain=[*child.chain[:1], *base.chain],
+        duplicates=[*base.duplicates, *child.duplicates],
     )

@@ -269,8 +269,18 @@ def _sweep_unknown(b: _Builder, runtime_config: dict[str, Any]) -> tuple[str, ..
     return tuple(unknown)
 
 
+def _duplicates(doc: Document) -> list[Issue]:
+    out = []
+    for entry in doc.duplicates:
+        where, _, key = entry.partition(" ")
+        out.append(Issue("warning", "duplicate-key", "written more than once; this later value wins", where, key,
+                         "delete the earlier one"))  # fmt: skip
+    return out
+
+
 def build_recipe(doc: Document, source: RecipeSource, brace_escapes: bool, issues: list[Issue]) -> Recipe:
     b = _Builder(doc)
+    b.issues += _duplicates(doc)
     text = {key: b.text(key) for key in STR_KEYS}
     model = b.text("model")
     if not model:

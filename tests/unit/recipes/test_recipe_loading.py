@@ -104,3 +104,14 @@ def test_strict_load_raises_the_first_error_with_hint() -> None:
         recipe_from(SIMPLE + "stop_after_post: maybe\n", strict=True)
     assert "stop_after_post: expected true or false" in caught.value.message
     assert caught.value.hint
+
+
+def test_keys_written_twice_are_warned_and_the_last_wins(tmp_path: Path) -> None:
+    text = "model: a/b\ndefaults:\n  port: 1\n  port: 2\nmodel: c/d\n"
+    recipe = recipe_from(text, path=write(tmp_path / "dup.yaml", text))
+    assert (recipe.model, recipe.defaults["port"]) == ("c/d", 2)
+    assert [i.line() for i in recipe.issues] == [
+        f"{tmp_path}/dup.yaml:4: defaults.port: written more than once; this later value wins",
+        f"{tmp_path}/dup.yaml:5: model: written more than once; this later value wins",
+    ]
+    assert recipe.where("model") == f"{tmp_path}/dup.yaml:5"
