@@ -132,7 +132,7 @@ untrust_cmd = _flag_command("untrust", "Stop trusting a registry.", trusted=Fals
 @pass_app
 def revert_cmd(app: AppContext) -> None:
     """Forget configured registries and go back to the shipped defaults (clones are kept)."""
-    from sparkrun.recipes.registry import state_file
+    from sparkrun.recipes.registry import revert_to_defaults
 
-    state_file().unlink(missing_ok=True)
+    revert_to_defaults()
     app.console.info("registries reset to the shipped defaults")

@@ -359,6 +359,11 @@ def ensure_cloned(store: RegistryStore, reg: Registry, notify: Notify) -> Regist
     return store.get(reg.name)
 
 
+def revert_to_defaults() -> None:
+    """Forget the configured list (clones stay in the cache); the shipped defaults apply again."""
+    state_file().unlink(missing_ok=True)
+
+
 def recipe_files(reg: Registry) -> list[Path]:
     """Recipe files of a cloned registry (hidden directories skipped)."""
     root = reg.recipe_dir
