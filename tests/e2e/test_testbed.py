@@ -75,6 +75,29 @@ def test_hosts_answer_ssh_and_docker(testbed: Testbed) -> None:
         assert IMAGE in testbed.docker(ip, "images", "--format", "{{.Repository}}:{{.Tag}}").stdout
 
 
+def test_exec_runs_inside_the_host(testbed: Testbed) -> None:
+    h = testbed.hosts[1]
+    out = testbed.exec(h, "hostname; ip -4 -o addr show eth0; ps -e | wc -l; test -S /run/docker.sock && echo sock")
+    lines = out.stdout.split("\n")
+    assert lines[0] == "tb-h2" and f"inet {h}/24" in lines[1] and "sock" in lines
+    assert int(lines[2]) < 40  # its own PID namespace: a handful of daemons, not the whole machine
+
+
+def test_concurrent_ups_serialize(testbed: Testbed) -> None:
+    env = {**os.environ, **testbed.env}
+    n = str(len(testbed.hosts))
+    procs = [
+        subprocess.Popen(
+            ["bash", str(testbed.script), "up", n], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], results
+    assert sum(b"waiting for another testbed.sh" in err for _, err in results) >= 1
+    assert testbed.script_run("status").returncode == 0
+
+
 def test_hosts_are_isolated(testbed: Testbed) -> None:
     h1, h2 = testbed.hosts[:2]
     testbed.ssh(h1, "echo h1 > /tmp/tb-e2e-marker; mkdir -p ~/.cache/huggingface/hub/tb-e2e")

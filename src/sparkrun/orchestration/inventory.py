@@ -139,7 +139,7 @@ def _container(host: str, raw: str) -> ContainerInfo | None:
 
 def collect(transport: Transport, hosts: Sequence[Host], job: str = "") -> Inventory:
     script = render_script("status", {"JOB_ID": job})
-    results = transport.run_many([(h, script) for h in hosts], timeout=60)
+    results = transport.run_many([(h, script) for h in hosts], timeout=30)
     statuses: list[HostStatus] = []
     jobs: dict[str, JobView] = {}
     for result in results:

@@ -122,7 +122,9 @@ class Transport:
         s = host.ssh
         timeout = s.connect_timeout if s.connect_timeout is not None else DEFAULT_CONNECT_TIMEOUT
         argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, round(timeout))}"]
-        argv += ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3"]
+        # A multiplexed session over a dead link would otherwise wait for TCP to give up: probe every 5 s, drop
+        # the connection after two unanswered probes.
+        argv += ["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2"]
         argv += ["-o", "ControlMaster=auto", "-o", f"ControlPath={self.control_dir}/%C"]
         argv += ["-o", f"ControlPersist={CONTROL_PERSIST_SECONDS}"]
         if s.port:
