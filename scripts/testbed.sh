@@ -989,6 +989,8 @@ cmd_ssh() {
   local i
   i=$(host_idx "${1:?usage: ssh HOST [CMD...]}")
   shift
+  # without the bridge, 10.213.0.x would be routed out through the default gateway
+  [ -e "/sys/class/net/$TB_ROOTIF" ] || die "the testbed is down"
   exec ssh -F "$TB_STATE/ssh_config" "root@$(ip_of "$i")" "$@"
 }
 

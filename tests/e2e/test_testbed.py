@@ -11,6 +11,7 @@ import shlex
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbed.harness import REPO, UNREACHABLE, Testbed
+from testbed.harness import REPO, UNREACHABLE, Testbed, require_up
 
 pytestmark = pytest.mark.e2e
 
@@ -58,6 +59,7 @@ def containers(testbed: Testbed) -> Iterator[list[tuple[str, str]]]:
 
 def chat(url: str, model: str, stream: bool) -> tuple[str, str]:
     """POST a chat completion; (content type, body)."""
+    require_up(urllib.parse.urlsplit(url).hostname or "")
     body = json.dumps(
         {"model": model, "stream": stream, "messages": [{"role": "user", "content": "Reply with exactly: ok-42"}]}
     ).encode()
@@ -173,6 +175,7 @@ def test_fake_infiniband(testbed: Testbed) -> None:
 
 # -- faults ------------------------------------------------------------------------------------------------------
 def tcp_connect_ms(ip: str, port: int = 22) -> float:
+    require_up(ip)
     t0 = time.monotonic()
     with socket.create_connection((ip, port), timeout=5):
         return (time.monotonic() - t0) * 1000
@@ -183,6 +186,7 @@ def test_link_down_and_up(testbed: Testbed) -> None:
     testbed.link(host, False)
     try:
         t0 = time.monotonic()
+        require_up(host)
         r = subprocess.run(
             ["ssh", "-F", str(testbed.ssh_config), "-o", "ConnectTimeout=2", f"root@{host}", "true"],
             capture_output=True,
@@ -242,6 +246,7 @@ def test_cluster_file_and_ssh_config(testbed: Testbed, sparkrun_env: dict[str, s
     assert cluster["ssh"]["options"]["StrictHostKeyChecking"] == "yes"
     assert cluster["container"] == {"ulimits": {}, "shm_size": "1g"}
     # plain `ssh tb-h1` works in the isolated HOME (ssh wrapper + Include of the testbed's ssh_config)
+    require_up(testbed.hosts[0])
     r = subprocess.run(
         ["ssh", "tb-h1", "hostname"], capture_output=True, text=True, env=sparkrun_env, timeout=30, check=False
     )

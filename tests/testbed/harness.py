@@ -19,6 +19,13 @@ NET = "10.213.0"
 UNREACHABLE = f"{NET}.201"  # inside the testbed subnet, held by no host
 
 
+def require_up(address: str) -> None:
+    """Refuse to send traffic to a testbed address while the testbed is down: without its bridge (tb0), the
+    kernel would route 10.213.0.x out through the default gateway."""
+    if address.startswith(f"{NET}.") and not Path("/sys/class/net/tb0").exists():
+        raise AssertionError(f"the testbed is down (no tb0): not sending traffic to {address}")
+
+
 def find_leftovers(state_dir: Path | None = None) -> list[str]:
     """Anything a testbed leaves on this machine, found without scripts/testbed.sh or its pid files."""
     out: list[str] = []
@@ -94,6 +101,7 @@ class Testbed:
 
     def ssh(self, host: str, cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Plain OpenSSH with the testbed's ssh_config, as root on `host`."""
+        require_up(self.ip(host))
         r = subprocess.run(
             ["ssh", "-F", str(self.ssh_config), f"root@{self.ip(host)}", cmd],
             capture_output=True,
@@ -159,8 +167,10 @@ class Testbed:
     def wait_http(self, url: str, timeout: float = 30, status: int = 200) -> str:
         """GET `url` until it answers `status`; the body. Fails with the last error after `timeout` seconds."""
         import urllib.error
+        import urllib.parse
         import urllib.request
 
+        require_up(urllib.parse.urlsplit(url).hostname or "")
         deadline = time.monotonic() + timeout
         last = "no attempt"
         while time.monotonic() < deadline:

@@ -28,6 +28,7 @@ from .runtime import (
     Lifecycle,
     Log,
     Stopped,
+    default_node_ip,
     gpus_for_ray,
     knob_float,
     local_ip_towards,
@@ -224,7 +225,7 @@ def _job(
     head: bool, address: str | None, node_ip: str | None, port: int, gpus: int, tmp: Path
 ) -> Callable[[Lifecycle, Log], str]:
     if head:
-        ip = node_ip or local_ip_towards("10.255.255.255")
+        ip = node_ip or default_node_ip()
         return lambda life, log: _run_head(life, log, ip, port, gpus, tmp)
     if not address:
         raise ValueError("If --head is not passed in, --address must be provided.")

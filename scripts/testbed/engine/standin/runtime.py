@@ -244,3 +244,16 @@ def local_ip_towards(host: str) -> str:
             return str(s.getsockname()[0])
     except OSError:
         return "127.0.0.1"
+
+
+def default_node_ip() -> str:
+    """This node's address when none is given: the default route's source, else what the hostname resolves to
+    (/etc/hosts on a testbed host, copied into --network host containers), else loopback."""
+    ip = local_ip_towards("10.255.255.255")
+    if not ip.startswith("127."):
+        return ip
+    try:
+        ip = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+    return ip
