@@ -46,17 +46,32 @@ def prepare(
     selection: HostSelection,
     opts: RunOptions,
     *,
+    console: Console,
+    dry_run: bool,
     interactive: bool,
     confirm: Callable[[str], bool],
 ) -> tuple[LaunchRequest, Recipe]:
+    from sparkrun.orchestration.hooks import HookSet, pack_mods
     from sparkrun.recipes import api
 
-    recipe = api.resolve_recipe(opts.ref)
-    api.check_trust(recipe, trust_flag=opts.trust, interactive=interactive, confirm=confirm)
+    recipe = api.resolve_recipe(opts.ref, notify=lambda message: console.info(f"note: {message}"))
+    if dry_run:  # a dry-run runs nothing: show what would need --trust instead of refusing
+        gated = [] if (recipe.source.trusted or opts.trust) else api.gated_items(recipe)
+        for item in gated:
+            console.warn(f"untrusted recipe: a real run needs --trust for {item.line()}")
+    else:
+        api.check_trust(recipe, trust_flag=opts.trust, interactive=interactive, confirm=confirm)
     runtime = runtimes.get(api.resolve_runtime_name(recipe))
     settings = api.build_settings(recipe, runtime, opts.cli_values, opts.options)
     env = split_assignments(opts.env, what="-e/--env")
     request = api.render_request(recipe, runtime, settings, image=opts.image, extra_args=opts.extra_args, env=env)
+    hooks = HookSet(
+        pre_exec=recipe.pre_exec,
+        post_exec=recipe.post_exec,
+        post_commands=recipe.post_commands,
+        mods=pack_mods(api.resolve_mods(recipe)) if recipe.mods else (),
+        stop_after_post=recipe.stop_after_post,
+    )
     secrets = {k: os.environ[k] for k in FORWARDED_SECRETS if os.environ.get(k)}
     lr = LaunchRequest(
         recipe_name=recipe.source.name,
@@ -70,6 +85,8 @@ def prepare(
         max_nodes=recipe.max_nodes,
         pull="never" if opts.offline else "missing",
         extra_labels=split_assignments(opts.labels, what="--label"),
+        hooks=hooks,
+        render_hook=lambda text, values: api.render_hook(text, settings, values),
     )
     return lr, recipe
 
@@ -96,13 +113,23 @@ def execute(app: AppContext, selection: HostSelection, opts: RunOptions, flags: 
     from sparkrun.orchestration.plan import plan_launch
 
     console = app.console
-    lr, _recipe = prepare(app.runtimes, selection, opts, interactive=sys.stdin.isatty(), confirm=click.confirm)
+    lr, _recipe = prepare(
+        app.runtimes,
+        selection,
+        opts,
+        console=console,
+        dry_run=flags.dry_run,
+        interactive=sys.stdin.isatty(),
+        confirm=click.confirm,
+    )
     if flags.dry_run:
+        from sparkrun.orchestration.plan_output import plan_json, plan_text
+
         plan = plan_launch(lr)
         if flags.as_json:
-            console.json(plan.to_json())
+            console.json(plan_json(plan))
         else:
-            console.out(plan.render_text())
+            console.out(plan_text(plan))
         return
 
     def on_sigterm(_signum: int, _frame: object) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from sparkrun.console import Console
 from sparkrun.errors import HostError, SparkrunError, WorkloadError
 from sparkrun.orchestration.facts import HostFacts, parse_facts
+from sparkrun.orchestration.hooks import HOOK_STEPS, Hook
 from sparkrun.orchestration.hosts import Host
 from sparkrun.orchestration.jobs import JobStore
 from sparkrun.orchestration.plan import LaunchPlan, LaunchRequest, RankPlan, plan_launch
@@ -45,7 +46,7 @@ def result_error(result: Result, *, step_prefix: str = "") -> HostError:
         from sparkrun.orchestration.transport import SSH_HINTS
 
         return HostError(result.host, label, cause, hint=SSH_HINTS.get(cause))
-    cls = WorkloadError if step in ENGINE_STEPS else HostError
+    cls = WorkloadError if step in ENGINE_STEPS or step.startswith(HOOK_STEPS) else HostError
     hint = (
         "see the engine log above; `sparkrun run ... --no-rm` keeps the containers for inspection" if detail else None
     )
@@ -132,6 +133,12 @@ class Launcher:
                 "WAIT_PORT": str(rank.spec.wait_port or ""),
                 "WAIT_TIMEOUT": str(plan.readiness.rendezvous_timeout),
                 "LOG_LINES": str(LOG_LINES),
+                "GATED": rank.gated,
+                "COPY_TARS": [c.tar_b64 for c in plan.copies] if rank.gated else [],
+                "COPY_DESTS": [c.dest for c in plan.copies] if rank.gated else [],
+                "PRE_HOOKS": [h.command for h in rank.pre_hooks],
+                "PRE_TIMEOUTS": [str(h.timeout) for h in rank.pre_hooks],
+                "PRE_LABELS": [h.label for h in rank.pre_hooks],
             },
         )
 
@@ -188,6 +195,30 @@ class Launcher:
             raise result_error(result, step_prefix="readiness ")
         return timings
 
+    def run_post_hooks(self, plan: LaunchPlan) -> None:
+        """post_exec in the API rank's container, then post_commands on this machine; the first failure raises."""
+        api = plan.api_rank
+        steps: list[tuple[Host, str, tuple[Hook, ...]]] = [
+            (api.host, api.container, plan.post_exec),
+            (Host("localhost", local=True), "", plan.post_commands),
+        ]
+        for host, container, hooks in steps:
+            if not hooks:
+                continue
+            params = {
+                "CONTAINER": container,
+                "HOOKS": [h.command for h in hooks],
+                "TIMEOUTS": [str(h.timeout) for h in hooks],
+                "LABELS": [h.label for h in hooks],
+                "LOG_LINES": str(LOG_LINES),
+            }
+            self.console.info(f"running {len(hooks)} {hooks[0].label.split('[')[0]} hook(s)")
+            result = self.transport.run(
+                host, render_script("hooks", params), timeout=sum(h.timeout for h in hooks) + 60
+            )
+            if not result.ok:
+                raise result_error(result)
+
     def cleanup(self, plan: LaunchPlan, *, settle: bool) -> list[str]:
         """Remove this job's containers on every host of the plan; returns the hosts where that failed."""
         hosts = list({r.host.address: r.host for r in plan.ranks}.values())
@@ -242,6 +273,7 @@ def run_launch(
             if wait_ready:
                 outcome.timings.update(launcher.wait_ready(plan))
                 outcome.ready = True
+            launcher.run_post_hooks(plan)
         except (SparkrunError, KeyboardInterrupt) as exc:
             launcher.transport.terminate_all()
             if keep_on_failure:
@@ -253,6 +285,9 @@ def run_launch(
                     console.warn(f"cleanup failed: {line}")
             raise
     record_job(launcher.store, plan, outcome, started)
+    if plan.stop_after_post:
+        console.info(f"stop_after_post: stopping job {plan.job}")
+        launcher.cleanup(plan, settle=False)
     return outcome
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +16,10 @@ from typing import Any
 from sparkrun import __version__
 from sparkrun.errors import InputError, RecipeError
 from sparkrun.orchestration.facts import HostFacts
+from sparkrun.orchestration.hooks import Copy, Hook, HookSet, Renderer, mod_hook, render_hooks
 from sparkrun.orchestration.hosts import ContainerSettings, Host, HostSelection
 from sparkrun.orchestration.jobs import container_name, job_id, labels
+from sparkrun.orchestration.scripts import script_text
 from sparkrun.runtimes.base import RankSpec, Runtime, ServeRequest, Topology
 
 HF_CACHE_IN_CONTAINER = "/cache/huggingface"
@@ -69,6 +70,8 @@ class LaunchRequest:
     max_nodes: int | None = None
     pull: str = "missing"  # or "never" (--offline)
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    hooks: HookSet = field(default_factory=HookSet)
+    render_hook: Renderer | None = None  # fills hook placeholders (the recipe layer's renderer)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class RankPlan:
     docker_opts: tuple[str, ...]
     secret_keys: tuple[str, ...]
     secret_env: tuple[str, ...] = field(repr=False, default=())
+    pre_hooks: tuple[Hook, ...] = ()  # mods' run.sh and pre_exec, in order
+    gated: bool = False  # start held by gate.sh until the pre hooks ran
 
     @property
     def rank(self) -> int:
@@ -91,10 +96,20 @@ class RankPlan:
         return self.spec.role
 
     @property
+    def main_argv(self) -> tuple[str, ...]:
+        """The container's main process: the engine, behind gate.sh when pre hooks must run first."""
+        if self.gated:
+            return ("bash", "-c", _GATE_SCRIPT(), "sparkrun-gate", *self.spec.argv)
+        return tuple(self.spec.argv)
+
+    @property
+    def entrypoint(self) -> str:
+        """Passed as `--entrypoint`, so an image's own ENTRYPOINT (e.g. `vllm serve`) is never prepended."""
+        return self.main_argv[0]
+
+    @property
     def command(self) -> tuple[str, ...]:
-        """The container command: the engine argv after its program, which is passed as `--entrypoint` so an image's
-        own ENTRYPOINT (e.g. `vllm serve`) never gets prepended."""
-        return self.spec.argv[1:]
+        return self.main_argv[1:]
 
     def docker_run_argv(self, hf_cache: str) -> list[str]:
         """The full `docker run` line as the host will run it (secrets shown as the env-file placeholder)."""
@@ -102,7 +117,7 @@ class RankPlan:
         argv += ["-v", f"{hf_cache}:{HF_CACHE_IN_CONTAINER}"]
         if self.secret_keys:
             argv += ["--env-file", f"<private: {','.join(self.secret_keys)}>"]
-        return [*argv, "--entrypoint", self.spec.argv[0], self.image, *self.command]
+        return [*argv, "--entrypoint", self.entrypoint, self.image, *self.command]
 
 
 @dataclass(frozen=True)
@@ -125,6 +140,10 @@ class LaunchPlan:
     source: str
     # Where readiness connects, on the API rank's host: 127.0.0.1 unless the engine binds one address only.
     probe_address: str = "127.0.0.1"
+    copies: tuple[Copy, ...] = ()  # directories sent into every gated container (mods)
+    post_exec: tuple[Hook, ...] = ()  # in the API rank's container, once ready
+    post_commands: tuple[Hook, ...] = ()  # on the control machine, once ready
+    stop_after_post: bool = False
 
     @property
     def api_rank(self) -> RankPlan:
@@ -140,84 +159,6 @@ class LaunchPlan:
     def endpoint(self) -> str:
         api = self.api_rank
         return f"http://{api.address}:{api.spec.api_port or self.port}/v1"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "job": self.job,
-            "recipe": {"name": self.recipe_name, "source": self.recipe_source},
-            "runtime": self.runtime,
-            "model": self.model,
-            "served_model_name": self.served_model_name,
-            "image": self.image,
-            "hosts": {"source": self.source, "selected": list(self.topology.hosts)},
-            "topology": {
-                "tensor_parallel": self.topology.tensor_parallel,
-                "pipeline_parallel": self.topology.pipeline_parallel,
-                "nodes": self.topology.num_nodes,
-                "head": self.topology.hosts[0],
-                "head_address": self.topology.head_address,
-            },
-            "endpoint": self.endpoint(),
-            "ranks": [
-                {
-                    "rank": r.rank,
-                    "role": r.role,
-                    "host": r.host.address,
-                    "address": r.address,
-                    "container": r.container,
-                    "start_group": r.spec.start_group,
-                    "wait_port": r.spec.wait_port,
-                    "api_port": r.spec.api_port,
-                    "serve_argv": list(r.spec.argv),
-                    "docker_argv": r.docker_run_argv(self.hf_cache),
-                    "env": dict(r.spec.env),
-                    "secret_env": list(r.secret_keys),
-                }
-                for r in self.ranks
-            ],
-            "readiness": {
-                "port_timeout_s": self.readiness.port_timeout,
-                "health_timeout_s": self.readiness.health_timeout,
-                "inference": self.readiness.inference,
-                "inference_timeout_s": self.readiness.inference_timeout,
-            },
-            "network_detection": self.detect_network,
-            "notes": list(self.notes),
-        }
-
-    def render_text(self) -> str:
-        t = self.topology
-        lines = [
-            f"Job {self.job}: {self.recipe_name} ({self.recipe_source})",
-            f"Runtime:  {self.runtime}    image {self.image}",
-            f"Model:    {self.model}    served as {self.served_model_name}",
-            f"Hosts:    {', '.join(t.hosts)}  (from {self.source})",
-            f"Topology: tensor_parallel={t.tensor_parallel} pipeline_parallel={t.pipeline_parallel} "
-            f"-> {t.num_nodes} node(s); head {t.hosts[0]} reachable at {t.head_address}",
-            "",
-        ]
-        for r in self.ranks:
-            then = f", then wait for port {r.spec.wait_port}" if r.spec.wait_port else ""
-            lines.append(f"[rank {r.rank}] {r.host.address}  {r.role}  (start group {r.spec.start_group}{then})")
-            lines.append("  " + shlex.join(r.docker_run_argv(self.hf_cache)))
-            if self.detect_network and t.num_nodes > 1:
-                lines.append("  + NCCL/UCX/GLOO interface env detected on the host at launch (ib_detect.sh)")
-            lines.append("")
-        api = self.api_rank
-        lines.append(
-            f"Readiness: {api.host.address}:{api.spec.api_port or self.port} port open"
-            f" (<= {self.readiness.port_timeout}s)"
-            f" -> GET /v1/models (<= {self.readiness.health_timeout}s)"
-            + (
-                f" -> streamed chat completion (<= {self.readiness.inference_timeout}s)"
-                if self.readiness.inference
-                else ""
-            )
-        )
-        lines.append(f"Endpoint:  {self.endpoint()}")
-        lines.append(f"Hugging Face cache: {self.hf_cache} on each host (~ = the SSH user's home there)")
-        lines.extend(f"Note: {n}" for n in self.notes)
-        return "\n".join(lines)
 
 
 # ---- planning -------------------------------------------------------------------------------------------------
@@ -354,13 +295,31 @@ def plan_launch(lr: LaunchRequest, facts: Mapping[str, HostFacts] | None = None)
         **dict(lr.extra_labels),
     }
     plain_cli, secret_cli = _split_env(lr.env)
+    hf_cache = cluster.hf_cache or DEFAULT_HF_CACHE
+    api_spec = next((s for s in specs if s.api_port is not None), specs[0])
+    api_port = api_spec.api_port or port
+    launch_values = {
+        "head_host": topology.hosts[0],
+        "head_ip": topology.head_address,
+        "port": api_port,
+        "cluster_id": job,
+        "cache_dir": hf_cache,
+        "base_url": f"http://{topology.head_address}:{api_port}/v1",
+        "container_name": container_name(job, api_spec.role, api_spec.rank),
+    }
+    mods = tuple(mod_hook(c.label.removeprefix("mod:")) for c in lr.hooks.mods)
     ranks = []
     for spec, host, address in zip(specs, hosts, addresses, strict=True):
-        env_plain, env_secret = _split_env({**cluster.container.env, **spec.env})
-        env = {"HF_HOME": HF_CACHE_IN_CONTAINER, **env_plain, **plain_cli}
-        secrets = {**lr.secrets, **env_secret, **secret_cli}
         name = container_name(job, spec.role, spec.rank)
+        rank_values = {**launch_values, "container_name": name, "node_rank": spec.rank, "node_host": host.address}
+        spec_env = expand_launch_tokens(spec.env, {**rank_values, "num_nodes": len(hosts), "model": req.model})
+        env_plain, env_secret = _split_env({**cluster.container.env, **spec_env})
+        env = {"HF_HOME": HF_CACHE_IN_CONTAINER, **env_plain, **plain_cli}
+        # A recipe that writes `HF_TOKEN: "${HF_TOKEN}"` means "pass mine on": the forwarded value wins over the text.
+        env_secret = {k: v for k, v in env_secret.items() if not (k in lr.secrets and v.startswith("$"))}
+        secrets = {**lr.secrets, **env_secret, **secret_cli}
         lab = labels(job, spec.rank, spec.role, meta)
+        pre = mods + render_hooks("pre_exec", lr.hooks.pre_exec, lr.render_hook, rank_values)
         ranks.append(
             RankPlan(
                 spec=spec,
@@ -371,6 +330,8 @@ def plan_launch(lr: LaunchRequest, facts: Mapping[str, HostFacts] | None = None)
                 docker_opts=tuple(_docker_opts(spec, cluster.container, env, lab)),
                 secret_keys=tuple(sorted(secrets)),
                 secret_env=tuple(f"{k}={v}" for k, v in sorted(secrets.items())),
+                pre_hooks=pre,
+                gated=lr.hooks.gated,
             )
         )
     return LaunchPlan(
@@ -384,14 +345,37 @@ def plan_launch(lr: LaunchRequest, facts: Mapping[str, HostFacts] | None = None)
         port=port,
         topology=topology,
         ranks=tuple(ranks),
-        hf_cache=cluster.hf_cache or DEFAULT_HF_CACHE,
+        hf_cache=hf_cache,
         readiness=lr.readiness,
         pull=lr.pull,
         detect_network=multi,
         notes=tuple(notes),
         source=lr.selection.source,
         probe_address=_probe_address(str(req.setting("host", "0.0.0.0"))),
+        copies=lr.hooks.mods,
+        post_exec=render_hooks("post_exec", lr.hooks.post_exec, lr.render_hook, launch_values),
+        post_commands=render_hooks("post_commands", lr.hooks.post_commands, lr.render_hook, launch_values),
+        stop_after_post=lr.hooks.stop_after_post,
     )
+
+
+def _GATE_SCRIPT() -> str:
+    """gate.sh without its comment lines (they would only lengthen every `docker run` line)."""
+    text = script_text("container/gate.sh")
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
+_LAUNCH_TOKEN = re.compile(r"\{launch\.([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_launch_tokens(env: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
+    """`{launch.node_rank}`-style tokens in recipe env values, per rank (unknown names stay as written)."""
+
+    def sub(match: re.Match[str]) -> str:
+        value = values.get(match.group(1))
+        return match.group(0) if value is None else str(value)
+
+    return {k: _LAUNCH_TOKEN.sub(sub, v) for k, v in env.items()}
 
 
 def _probe_address(bind: str) -> str:

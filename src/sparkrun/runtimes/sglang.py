@@ -105,7 +105,9 @@ class SglangRuntime(Runtime):
     default_port: ClassVar[int] = DEFAULT_PORT
 
     def defaults(self) -> Mapping[str, Any]:
-        return {"port": DEFAULT_PORT, "host": "0.0.0.0", "gpu_memory_utilization": 0.8}
+        # The default is spelled the SGLang way so that a recipe's own `mem_fraction_static` beats it, while
+        # `gpu_memory_utilization` (CLI --gpu-mem, or the recipe) still wins over both.
+        return {"port": DEFAULT_PORT, "host": "0.0.0.0", "mem_fraction_static": 0.8}
 
     def mapped_keys(self) -> frozenset[str]:
         return frozenset(SGLANG_FLAGS) | {"init_port"}

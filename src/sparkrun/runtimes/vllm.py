@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from sparkrun.errors import RecipeError
-from sparkrun.runtimes.base import RankSpec, Runtime, ServeRequest, Topology
+from sparkrun.runtimes.base import RankSpec, Runtime, ServeRequest, Topology, is_shell_wrapper
 from sparkrun.runtimes.container_scripts import RAY_HEAD, wrap_command
 from sparkrun.runtimes.flags import FlagMap, flag_value, render_flags, switch, value
 from sparkrun.runtimes.ranks import (
@@ -155,7 +155,8 @@ class VllmRuntimeBase(Runtime):
 
     def validate(self, request: ServeRequest) -> list[str]:
         command = request.command
-        if command is not None and not any("vllm" in token for token in command[:4]):
+        head = command[4:8] if command is not None and is_shell_wrapper(command) else (command or ())[:4]
+        if command is not None and not any("vllm" in token for token in head):
             return [f"{self.name}: command: does not look like `vllm serve …` (starts with {command[0]!r})"]
         return []
 

@@ -10,6 +10,8 @@
 #   PULL        "missing": docker pull when the image is absent; "never": fail instead
 #   WAIT_ADDR / WAIT_PORT / WAIT_TIMEOUT   after start, wait for WAIT_ADDR:WAIT_PORT (empty port: a short liveness check)
 #   LOG_LINES   how many log lines to show on failure
+#   GATED       1: the container starts held by gate.sh; copy COPY_TARS (base64 tar streams) to COPY_DESTS, run
+#               PRE_HOOKS (with PRE_TIMEOUTS, named PRE_LABELS) via docker exec, then release the engine
 # Events: ib_env, started, fail (+ block "log")
 # shellcheck disable=SC2154  # inputs come from the preamble
 
@@ -63,6 +65,27 @@ rc=$?
 [ -z "$envfile" ] || rm -f "$envfile"
 if [ $rc -ne 0 ]; then
   sr_fail "docker-run" "${run_err##*$'\n'}"
+fi
+
+if [ "$GATED" = 1 ]; then
+  for i in "${!COPY_TARS[@]}"; do
+    docker exec "$CONTAINER" mkdir -p "${COPY_DESTS[$i]}" >/dev/null 2>&1 ||
+      sr_fail copy "cannot create ${COPY_DESTS[$i]} in the container"
+    if ! err=$(base64 -d <<<"${COPY_TARS[$i]}" | docker cp - "$CONTAINER:${COPY_DESTS[$i]}" 2>&1); then
+      sr_fail copy "docker cp to ${COPY_DESTS[$i]} failed: ${err##*$'\n'}"
+    fi
+  done
+  for i in "${!PRE_HOOKS[@]}"; do
+    out=$(timeout "${PRE_TIMEOUTS[$i]}" docker exec "$CONTAINER" bash -c "${PRE_HOOKS[$i]}" 2>&1)
+    rc=$?
+    if [ $rc -ne 0 ]; then
+      printf '%s\n' "$out" | tail -n "$LOG_LINES" | sr_block log
+      [ $rc -eq 124 ] && sr_fail "${PRE_LABELS[$i]}" "timed out after ${PRE_TIMEOUTS[$i]}s"
+      sr_fail "${PRE_LABELS[$i]}" "exited with status $rc"
+    fi
+    sr_emit hook "${PRE_LABELS[$i]}"
+  done
+  docker exec "$CONTAINER" touch /tmp/.sparkrun-go || sr_fail gate "cannot release the engine"
 fi
 
 start=$(sr_now)

@@ -10,6 +10,7 @@ from sparkrun.errors import InputError, RecipeError
 from sparkrun.orchestration.facts import HostFacts
 from sparkrun.orchestration.hosts import Cluster, ContainerSettings, Host, HostSelection
 from sparkrun.orchestration.plan import LaunchRequest, plan_launch
+from sparkrun.orchestration.plan_output import plan_json, plan_text
 from sparkrun.runtimes.base import ServeRequest
 from sparkrun.runtimes.vllm import VllmDistributedRuntime
 
@@ -58,7 +59,7 @@ def test_the_same_inputs_give_the_same_job_id_and_plan() -> None:
     a = plan_launch(launch_request(request(), selection("10.0.0.11")))
     b = plan_launch(launch_request(request(), selection("10.0.0.11")))
     assert a.job == b.job
-    assert json.dumps(a.to_json()) == json.dumps(b.to_json())
+    assert json.dumps(plan_json(a)) == json.dumps(plan_json(b))
     c = plan_launch(launch_request(request(port=9000), selection("10.0.0.11")))
     assert c.job != a.job
 
@@ -87,7 +88,7 @@ def test_max_nodes_of_the_recipe_is_enforced() -> None:
 def test_secrets_never_appear_in_the_plan_output() -> None:
     lr = launch_request(request(), selection("10.0.0.11"), secrets={"HF_TOKEN": "hf_supersecret"})
     plan = plan_launch(lr)
-    text = plan.render_text() + json.dumps(plan.to_json())
+    text = plan_text(plan) + json.dumps(plan_json(plan))
     assert "hf_supersecret" not in text
     assert "<private: HF_TOKEN>" in text
     assert plan.ranks[0].secret_env == ("HF_TOKEN=hf_supersecret",)

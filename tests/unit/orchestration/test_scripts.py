@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sparkrun.orchestration.scripts import assignment, render_script
 
 SHELL_DIR = Path(str(resources.files("sparkrun.shell")))
-HOST_SCRIPTS = ["probe", "launch", "readiness", "status", "stop", "logs"]
+HOST_SCRIPTS = ["probe", "launch", "readiness", "status", "stop", "logs", "hooks"]
 SHELLCHECK = shutil.which("shellcheck") or str(Path(__file__).parents[3] / ".venv/bin/shellcheck")
 
 HOSTILE = [
@@ -42,7 +42,7 @@ def run_bash(text: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-c", text], capture_output=True, text=True, check=False)
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in SHELL_DIR.glob("*.sh")))
+@pytest.mark.parametrize("name", sorted(str(p.relative_to(SHELL_DIR)) for p in SHELL_DIR.rglob("*.sh")))
 def test_every_packaged_script_is_valid_bash(name: str) -> None:
     proc = subprocess.run(["bash", "-n", str(SHELL_DIR / name)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -82,6 +82,15 @@ def test_rendered_host_scripts_pass_shellcheck(name: str, tmp_path: Path) -> Non
         "TAIL": "100",
         "FOLLOW": False,
         "PREFIX": False,
+        "GATED": True,
+        "COPY_TARS": ["dGFy"],
+        "COPY_DESTS": ["/workspace/mods"],
+        "PRE_HOOKS": ["echo hi"],
+        "PRE_TIMEOUTS": ["60"],
+        "PRE_LABELS": ["pre_exec[0]"],
+        "HOOKS": ["echo hi"],
+        "TIMEOUTS": ["60"],
+        "LABELS": ["post_exec[0]"],
     }
     script = tmp_path / f"{name}.sh"
     script.write_text(render_script(name, params).text)

@@ -173,3 +173,14 @@ def test_eugr_reports_build_args_it_does_not_build() -> None:
         "runs instead"
     ]
     assert EugrVllmRuntime().validate(request()) == []
+
+
+def test_a_recipes_own_mem_fraction_static_beats_the_sglang_default() -> None:
+    rt = SglangRuntime()
+    settings = {**rt.defaults(), "mem_fraction_static": 0.38}
+    bare = dataclasses.replace(request(), settings=settings)
+    (solo,) = rt.build(bare, topology(1))
+    assert solo.argv[solo.argv.index("--mem-fraction-static") + 1] == "0.38"
+    cli = dataclasses.replace(bare, settings={**settings, "gpu_memory_utilization": 0.5})  # --gpu-mem wins
+    (solo,) = rt.build(cli, topology(1))
+    assert solo.argv[solo.argv.index("--mem-fraction-static") + 1] == "0.5"
