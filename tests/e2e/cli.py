@@ -31,7 +31,7 @@ def ok(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.Comp
 
 
 def run_json(env: dict[str, str], *args: str, timeout: float = 180) -> dict[str, Any]:
-    r = ok(env, "run", *args, "--json", "--no-follow", timeout=timeout)
+    r = ok(env, "run", "--json", "--no-follow", *args, timeout=timeout)
     data: dict[str, Any] = json.loads(r.stdout)
     return data
 

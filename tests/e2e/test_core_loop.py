@@ -67,8 +67,11 @@ def test_run_ensure_reuses_an_identical_running_job(env: dict[str, str], testbed
 
 def test_extra_args_after_double_dash_reach_the_engine(env: dict[str, str], testbed: Testbed) -> None:
     out = run_json(env, "qwen3-1.7b-vllm", "--cluster", "testbed", "--image", IMAGE, "--", "--enforce-eager")
-    logs = ok(env, "logs", out["job"], "--cluster", "testbed", "-n", "all").stdout
-    assert "--enforce-eager" in logs
+    assert out["ready"] is True  # the engine accepted the flag (the stand-in rejects unknown ones)
+    head = out["hosts"][0]
+    (name,) = sparkrun_containers(testbed)[head]
+    inspect = json.loads(testbed.docker(head, "inspect", name).stdout)[0]
+    assert inspect["Config"]["Cmd"][-1] == "--enforce-eager"
 
 
 def test_an_engine_that_exits_during_startup_fails_the_run_with_its_log_and_leaves_nothing(
@@ -83,7 +86,7 @@ def test_an_engine_that_exits_during_startup_fails_the_run_with_its_log_and_leav
     assert first_error.startswith(f"error: {testbed.hosts[0]}: ")
     assert "exited" in first_error
     assert "  | " in r.stderr  # the engine's last log lines
-    assert "Traceback" not in r.stderr
+    assert not [line for line in r.stderr.splitlines() if "Traceback" in line and not line.startswith("  | ")]
     assert sparkrun_containers(testbed) == {}
 
 
@@ -93,7 +96,8 @@ def test_an_unreachable_host_is_one_line_within_the_connect_timeout(env: dict[st
     elapsed = time.monotonic() - t0
     assert r.returncode == 4
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {UNREACHABLE}: connect: connection timed out"], r.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"error: {UNREACHABLE}: connect: "), r.stderr
+    assert errors[0].endswith(("connection timed out", "no route to host")), r.stderr
     assert elapsed < 5 + 5  # the testbed cluster's connect_timeout is 5 s; plus process start-up
     assert "Traceback" not in r.stderr
 
