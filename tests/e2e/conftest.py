@@ -2,8 +2,10 @@
 
 ``testbed`` (session): brings up ``SPARKRUN_TESTBED_HOSTS`` (default 4) simulated DGX Spark hosts once and tears
 them down at the end, checking that nothing is left behind. A testbed that was already up when the session
-started is reused and left up (developers keep their cluster). Without root the e2e tests are skipped; with
-``CI=true`` they must run, and a cluster that cannot start fails them with the failing host's log tail.
+started is reused and left up (developers keep their cluster). Test sessions take turns on the shared cluster
+(``$TB_STATE/sessions.lock``; the tests pull cables and crash hosts), and ``scripts/testbed.sh down`` refuses while
+one runs. Without root the e2e tests are skipped; with ``CI=true`` they must run, and a cluster that cannot start
+fails them with the failing host's log tail.
 
 ``sparkrun_env`` (function): an environment for running the ``sparkrun`` CLI as a subprocess against the testbed,
 on top of the isolated HOME from ``tests/conftest.py``: the ``testbed`` cluster file in its SPARKRUN_CONFIG_DIR,
@@ -41,7 +43,7 @@ def _skip_or_fail(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+def testbed(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Testbed]:
     if os.geteuid() != 0:
         _skip_or_fail("e2e tests need root (network namespaces, dockerd): run `sudo make e2e`")
     missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
@@ -57,37 +59,59 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     env = {"TB_STATE": str(state), "SPARKRUN_CONFIG_DIR": str(config_dir)}
     tb = Testbed(hosts=[], state_dir=state, ssh_config=state / "ssh_config", env=env)
     state.mkdir(parents=True, exist_ok=True)
-    # Every session holds a shared lock while it uses the cluster; the one that brought it up tears it down
-    # only if it can then take the lock exclusively (no other session still using it).
-    users: IO[bytes] = open(state / "users.lock", "ab")  # noqa: SIM115 - held for the whole session
-    fcntl.flock(users, fcntl.LOCK_SH)
-    was_up = tb.script_run("running", check=False).stdout.split()
-    t0 = time.monotonic()
-    r = tb.script_run("up", str(n), check=False, timeout=900)
-    if r.returncode != 0:
-        users.close()
-        pytest.fail(f"scripts/testbed.sh up {n} failed (exit {r.returncode}):\n{r.stderr[-6000:]}", pytrace=False)
-    tb.hosts = (state / "hosts").read_text().split()[:n]
-    tb.owned = not was_up
-    print(
-        f"\n[testbed] {len(tb.hosts)} hosts ready in {time.monotonic() - t0:.1f}s ({'new' if tb.owned else 'reused'})"
-    )
+    # One test session at a time on the shared cluster (the tests pull cables, crash hosts, shape links), and
+    # `scripts/testbed.sh down` refuses while a session holds users.lock.
+    session = _lock(pytestconfig, state / "sessions.lock", fcntl.LOCK_EX, "another test session is using the testbed")
+    users = _lock(pytestconfig, state / "users.lock", fcntl.LOCK_SH, "a `testbed.sh down` is running")
     try:
+        was_up = tb.script_run("running", check=False).stdout.split()
+        t0 = time.monotonic()
+        r = tb.script_run("up", str(n), check=False, timeout=900)
+        if r.returncode != 0:
+            pytest.fail(f"scripts/testbed.sh up {n} failed (exit {r.returncode}):\n{r.stderr[-6000:]}", pytrace=False)
+        tb.hosts = (state / "hosts").read_text().split()[:n]
+        tb.owned = not was_up
+        how = "brought up" if tb.owned else "reused, will be left up"
+        _say(pytestconfig, f"[testbed] {len(tb.hosts)} hosts ready in {time.monotonic() - t0:.1f}s ({how})")
         yield tb
-    finally:
-        fcntl.flock(users, fcntl.LOCK_UN)
         if tb.owned:
-            try:
-                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                print("\n[testbed] another session still uses the cluster; leaving it up")
-            else:
-                down = tb.script_run("down", check=False, timeout=300)
-                left = find_leftovers(state)
-                assert down.returncode == 0 and not left, (
-                    f"testbed down left things behind (exit {down.returncode}):\n{down.stderr}\n" + "\n".join(left)
-                )
+            down = tb.script_run("down", "--force", check=False, timeout=300)  # --force: users.lock is ours
+            left = find_leftovers(state)
+            assert down.returncode == 0 and not left, (
+                f"testbed down left things behind (exit {down.returncode}):\n{down.stderr}\n" + "\n".join(left)
+            )
+    finally:
         users.close()
+        session.close()
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """Print past pytest's output capture (progress the developer should see at once)."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        print(line, flush=True)
+        return
+    with capture.global_and_fixture_disabled():
+        print(f"\n{line}", flush=True)
+
+
+def _lock(config: pytest.Config, path: Path, how: int, waiting_for: str) -> IO[bytes]:
+    """Open `path` and flock it (`how`), waiting up to SPARKRUN_TESTBED_WAIT seconds (default 3600)."""
+    f: IO[bytes] = open(path, "ab")  # noqa: SIM115 - held for the whole session
+    deadline = time.monotonic() + float(os.environ.get("SPARKRUN_TESTBED_WAIT", "3600"))
+    told = False
+    while True:
+        try:
+            fcntl.flock(f, how | fcntl.LOCK_NB)
+            return f
+        except OSError:
+            if time.monotonic() > deadline:
+                f.close()
+                pytest.fail(f"gave up waiting: {waiting_for} ({path})", pytrace=False)
+            if not told:
+                _say(config, f"[testbed] waiting: {waiting_for} ({path})")
+                told = True
+            time.sleep(1)
 
 
 @pytest.fixture

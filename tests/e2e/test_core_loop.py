@@ -82,7 +82,7 @@ def test_an_engine_that_exits_during_startup_fails_the_run_with_its_log_and_leav
         "-e", "STANDIN_FAIL=startup",
     )  # fmt: skip
     assert r.returncode == 5, r.stderr
-    first_error = [line for line in r.stderr.splitlines() if line.startswith("error:")][0]
+    first_error = next(line for line in r.stderr.splitlines() if line.startswith("error:"))
     assert first_error.startswith(f"error: {testbed.hosts[0]}: ")
     assert "exited" in first_error
     assert "  | " in r.stderr  # the engine's last log lines
