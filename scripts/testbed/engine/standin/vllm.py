@@ -133,7 +133,7 @@ def run(plan: Plan, life: Lifecycle, log: Log) -> None:
         app = HttpApp(served, plan.host, plan.port, life, log, VERSION)
         life.expect(app.start(early))
     if plan.backend == "ray":
-        from .ray import wait_for_ray_gpus
+        from .raycluster import wait_for_ray_gpus
 
         wait_for_ray_gpus(plan.tp * plan.pp, life, log)
     elif plan.nnodes > 1:
