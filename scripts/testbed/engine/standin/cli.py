@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from typing import NoReturn
 
 
-def main(prog: str, argv: list[str]) -> int:
+def main(prog: str, argv: list[str]) -> NoReturn:
     if prog == "vllm":
         from .vllm import main as run
     elif prog == "sglang":
@@ -22,8 +25,14 @@ def main(prog: str, argv: list[str]) -> int:
         from .ray import main as run
     else:
         print(f"standin: unknown engine {prog!r}", file=sys.stderr)
-        return 2
+        sys.exit(2)
     try:
-        return run(argv)
+        code = run(argv)
     except KeyboardInterrupt:
-        return 0
+        code = 0
+    # Leave without interpreter finalization: daemon threads still blocked in sockets can crash it (SIGSEGV, exit
+    # 139) instead of the status the engine chose.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
