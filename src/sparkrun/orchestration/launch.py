@@ -122,7 +122,7 @@ class Launcher:
                 "CONTAINER": rank.container,
                 "IMAGE": rank.image,
                 "DOCKER_OPTS": list(rank.docker_opts),
-                "ENTRYPOINT": rank.spec.argv[0],
+                "ENTRYPOINT": rank.entrypoint,
                 "CMD": list(rank.command),
                 "HF_CACHE": plan.hf_cache,
                 "IB_DETECT": ib,

@@ -79,6 +79,11 @@ if [ "$GATED" = 1 ]; then
     out=$(timeout "${PRE_TIMEOUTS[$i]}" docker exec "$CONTAINER" bash -c "${PRE_HOOKS[$i]}" 2>&1)
     rc=$?
     if [ $rc -ne 0 ]; then
+      state=$(sr_state "$CONTAINER")
+      if [ "$state" != running ]; then
+        sr_log_tail "$CONTAINER" "$LOG_LINES"
+        sr_fail start "the container exited before its hooks finished ($state)"
+      fi
       printf '%s\n' "$out" | tail -n "$LOG_LINES" | sr_block log
       [ $rc -eq 124 ] && sr_fail "${PRE_LABELS[$i]}" "timed out after ${PRE_TIMEOUTS[$i]}s"
       sr_fail "${PRE_LABELS[$i]}" "exited with status $rc"
