@@ -38,7 +38,7 @@ def test_mods_and_pre_exec_run_in_every_container_before_the_engine_and_post_hoo
 ) -> None:
     mod = tmp_path / "mods" / "add-marker"
     mod.mkdir(parents=True)
-    (mod / "run.sh").write_text("#!/bin/bash\necho \"mod ran in $WORKSPACE_DIR\" > /tmp/mod-marker\n")
+    (mod / "run.sh").write_text('#!/bin/bash\necho "mod ran in $WORKSPACE_DIR" > /tmp/mod-marker\n')
     control_marker = tmp_path / "post-commands-marker"
     recipe = write_recipe(
         tmp_path,
