@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# bench/core_loop.sh - sparkrun's core loop on the local test cluster (root; public tools: hyperfine, GNU time).
+#
+#   1. `sparkrun status` on 1, 4 and 8 hosts, warm (SSH masters up), without and with +20 ms on every host's link:
+#      median wall time (hyperfine).
+#   2. Solo launch to ready: `sparkrun run … --no-follow` against the same engine started by hand over plain ssh
+#      (`docker run` + poll /v1/models + one streamed completion), so sparkrun's own overhead = the difference.
+#   3. Sequential round trips per phase of a solo and a 2-host launch (from `sparkrun -v`).
+#   4. `run --dry-run` against unreachable hosts: median wall time.
+# Usage: sudo bench/core_loop.sh      (RUNS=10 by default). Leaves the testbed as it found it if one was up with
+# >= 8 hosts; otherwise brings up 8 hosts and tears them down at the end. Raw hyperfine JSON: bench/results/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TB="$ROOT/scripts/testbed.sh"
+SR="$ROOT/.venv/bin/sparkrun"
+RUNS=${RUNS:-10}
+IMAGE=sparkrun-test/engine:latest
+OUT="$ROOT/bench/results/core-loop-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+
+[ "$(id -u)" = 0 ] || { echo "bench/core_loop.sh: needs root" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+
+SPARKRUN_CONFIG_DIR=$(mktemp -d)
+export SPARKRUN_CONFIG_DIR SPARKRUN_CACHE_DIR=$SPARKRUN_CONFIG_DIR/cache
+owned=0
+if [ "$(bash "$TB" running | wc -l)" -lt 8 ]; then owned=1; fi
+bash "$TB" up 8 >/dev/null
+cleanup() {
+  for i in 1 2 3 4 5 6 7 8; do bash "$TB" delay "h$i" off >/dev/null 2>&1 || true; done
+  "$SR" -q stop --all --cluster testbed >/dev/null 2>&1 || true
+  [ "$owned" = 1 ] && bash "$TB" down >/dev/null 2>&1
+  rm -rf "$SPARKRUN_CONFIG_DIR"
+}
+trap cleanup EXIT
+mapfile -t HOSTS < <(bash "$TB" hosts)
+hosts() { local IFS=,; echo "${HOSTS[*]:0:$1}"; }
+
+median() {  # median seconds from a hyperfine JSON export
+  python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["results"][0]["median"])' "$1"
+}
+
+echo "## status (median of $RUNS, warm)"
+printf '| hosts | no delay (s) | +20 ms per host (s) |\n|---|---|---|\n'
+for n in 1 4 8; do
+  for i in 1 2 3 4 5 6 7 8; do bash "$TB" delay "h$i" off >/dev/null; done
+  hyperfine -N --style none --warmup 2 --runs "$RUNS" --export-json "$OUT/status-$n.json" \
+    "$SR status --cluster testbed -H $(hosts "$n")" >/dev/null
+  for i in 1 2 3 4 5 6 7 8; do bash "$TB" delay "h$i" 20 >/dev/null; done
+  hyperfine -N --style none --warmup 2 --runs "$RUNS" --export-json "$OUT/status-$n-delay.json" \
+    "$SR status --cluster testbed -H $(hosts "$n")" >/dev/null
+  printf '| %s | %s | %s |\n' "$n" "$(median "$OUT/status-$n.json")" "$(median "$OUT/status-$n-delay.json")"
+done
+for i in 1 2 3 4 5 6 7 8; do bash "$TB" delay "h$i" off >/dev/null; done
+
+echo
+echo "## solo launch to ready (median of $RUNS)"
+head=${HOSTS[0]}
+ssh_tb=(ssh -F "/var/lib/sparkrun-testbed/ssh_config" "root@$head")
+by_hand='docker run -d --name bench_by_hand --network host --gpus all sparkrun-test/engine:latest vllm serve Qwen/Qwen3-1.7B --port 8000 >/dev/null
+until curl -sf -o /dev/null http://127.0.0.1:8000/v1/models; do sleep 0.1; done
+curl -sfN http://127.0.0.1:8000/v1/chat/completions -H "Content-Type: application/json" -d "{\"model\":\"Qwen/Qwen3-1.7B\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true,\"max_tokens\":4}" >/dev/null'
+hyperfine -N --style none --runs "$RUNS" --export-json "$OUT/launch-by-hand.json" \
+  --cleanup "${ssh_tb[*]} docker rm -f bench_by_hand" \
+  "${ssh_tb[*]} $(printf '%q' "$by_hand")" >/dev/null
+hyperfine -N --style none --runs "$RUNS" --export-json "$OUT/launch-sparkrun.json" \
+  --cleanup "$SR -q stop --all --cluster testbed -H $head" \
+  "$SR -q run qwen3-1.7b-vllm --cluster testbed -H $head --image $IMAGE --no-follow" >/dev/null
+hand=$(median "$OUT/launch-by-hand.json")
+spark=$(median "$OUT/launch-sparkrun.json")
+printf '| engine started by hand over ssh (s) | sparkrun run to ready (s) | sparkrun overhead (s) |\n|---|---|---|\n'
+printf '| %s | %s | %s |\n' "$hand" "$spark" "$(python3 -c "print('%.3f' % ($spark - $hand))")"
+
+echo
+echo "## sequential round trips per launch (from sparkrun -v)"
+for tp in 1 2; do
+  log="$OUT/run-tp$tp.log"
+  "$SR" -v run qwen3-1.7b-vllm --cluster testbed --tp "$tp" --image "$IMAGE" --no-follow >/dev/null 2>"$log"
+  "$SR" -q stop --all --cluster testbed >/dev/null
+  python3 - "$log" "$tp" <<'PY'
+import re, sys
+steps = [m.group(2) for m in re.finditer(r"transport: (\S+): (\w+): ([\d.]+)s", open(sys.argv[1]).read())]
+order = []
+for s in steps:
+    if not order or order[-1][0] != s:
+        order.append([s, 0])
+    order[-1][1] += 1
+print(f"tp={sys.argv[2]}: " + " -> ".join(f"{name} ({n} host{'s' if n > 1 else ''} in parallel)" for name, n in order)
+      + f"; {len(order)} sequential round trips")
+PY
+done
+
+echo
+echo "## run --dry-run against unreachable hosts (median of $RUNS)"
+hyperfine -N --style none --warmup 2 --runs "$RUNS" --export-json "$OUT/dry-run.json" \
+  "$SR run qwen3-1.7b-vllm -H 10.213.0.201,10.213.0.202 --tp 2 --dry-run" >/dev/null
+echo "median $(median "$OUT/dry-run.json") s"
+echo
+echo "raw: $OUT"
