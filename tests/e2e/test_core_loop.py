@@ -168,3 +168,12 @@ def test_stop_with_a_host_down_stops_the_rest_and_exits_6(env: dict[str, str], t
         testbed.link(down, up=True)
     ok(env, "stop", out["job"], "--cluster", "testbed")
     assert sparkrun_containers(testbed) == {}
+
+
+def test_status_lists_an_unreachable_host_with_its_error_and_still_reports_the_others(env: dict[str, str]) -> None:
+    r = sparkrun(env, "status", "--json", "--cluster", "testbed", "-H", f"10.213.0.11,{UNREACHABLE}")
+    assert r.returncode == 6, r.stderr
+    report = json.loads(r.stdout)
+    by_host = {h["host"]: h for h in report["hosts"]}
+    assert by_host["10.213.0.11"]["reachable"] is True
+    assert by_host[UNREACHABLE]["reachable"] is False and by_host[UNREACHABLE]["error"].startswith("connect: ")
