@@ -102,7 +102,10 @@ def test_an_unreachable_host_is_one_line_within_the_connect_timeout(env: dict[st
     assert "Traceback" not in r.stderr
 
 
-def test_ctrl_c_during_readiness_removes_the_containers(env: dict[str, str], testbed: Testbed) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_during_readiness_removes_the_containers(
+    sig: signal.Signals, env: dict[str, str], testbed: Testbed
+) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "sparkrun", "run", "qwen3-1.7b-vllm", "--cluster", "testbed", "--image", IMAGE,
          "--no-follow", "-e", "STANDIN_STARTUP_SECONDS=60"],
@@ -113,23 +116,7 @@ def test_ctrl_c_during_readiness_removes_the_containers(env: dict[str, str], tes
         time.sleep(0.2)
     assert sparkrun_containers(testbed), "the container never started"
     time.sleep(1)  # now in the readiness wait
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert sparkrun_containers(testbed) == {}
-
-
-def test_sigterm_during_readiness_removes_the_containers(env: dict[str, str], testbed: Testbed) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sparkrun", "run", "qwen3-1.7b-vllm", "--cluster", "testbed", "--image", IMAGE,
-         "--no-follow", "-e", "STANDIN_STARTUP_SECONDS=60"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not sparkrun_containers(testbed):
-        time.sleep(0.2)
-    time.sleep(1)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert sparkrun_containers(testbed) == {}

@@ -20,3 +20,39 @@ def hosts_options(func: F) -> F:
 
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(func)
+
+
+# The serve values a command line may set (same names and spellings as earlier sparkrun); each lands in the value
+# chain under the key of the same name, above the recipe's defaults.
+SERVE_VALUE_KEYS = (
+    "tensor_parallel",
+    "pipeline_parallel",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "port",
+    "served_model_name",
+)
+
+
+def serve_value_options(func: F) -> F:
+    """--tp, --pp, --gpu-mem, --max-model-len, --port, --served-model-name, --image, -o KEY=VALUE."""
+    opts = [
+        click.option("--tp", "--tensor-parallel", "tensor_parallel", type=int, help="Tensor parallel size (= hosts)."),
+        click.option("--pp", "--pipeline-parallel", "pipeline_parallel", type=int, help="Pipeline parallel size."),
+        click.option(
+            "--gpu-mem",
+            "--gpu-memory-utilization",
+            "--mem-fraction-static",
+            "gpu_memory_utilization",
+            type=float,
+            help="GPU memory fraction (0-1).",
+        ),
+        click.option("--max-model-len", type=int, help="Context length."),
+        click.option("--port", type=int, help="API port on the head."),
+        click.option("--served-model-name", help="Model name the API answers to."),
+        click.option("--image", help="Container image (overrides the recipe)."),
+        click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Set any recipe value."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func

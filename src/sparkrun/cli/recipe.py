@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sparkrun.cli.context import AppContext, pass_app
+from sparkrun.cli.options import serve_value_options
 
 if TYPE_CHECKING:
     from sparkrun.recipes.catalog import Entry
@@ -115,15 +116,8 @@ def _show_value(value: Any) -> str:
 
 @click.command("show")
 @click.argument("recipe_name")
-@click.option("--tp", "--tensor-parallel", "tensor_parallel", type=int, help="Tensor parallelism (hosts on Spark).")
-@click.option("--pp", "--pipeline-parallel", "pipeline_parallel", type=int, help="Pipeline parallelism.")
-@click.option("--gpu-mem", "--gpu-memory-utilization", "gpu_memory_utilization", type=float, help="GPU memory share.")
-@click.option("--max-model-len", type=int, help="Context length.")
-@click.option("--port", type=int, help="Serve port.")
-@click.option("--served-model-name", help="Name the API serves the model under.")
-@click.option("--image", help="Container image instead of the recipe's.")
+@serve_value_options
 @click.option("--nodes", type=click.IntRange(min=1), help="Preview for this many hosts (default: from parallelism).")
-@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Set any value (repeatable).")
 @click.option("--no-vram", is_flag=True, hidden=True, help="Accepted for compatibility.")
 @_json_opt
 @pass_app

@@ -7,21 +7,14 @@ import sys
 import click
 
 from sparkrun.cli.context import AppContext, pass_app
-from sparkrun.cli.options import hosts_options
+from sparkrun.cli.options import SERVE_VALUE_KEYS, hosts_options, serve_value_options
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("recipe")
 @click.argument("extra_args", nargs=-1, type=click.UNPROCESSED)
 @hosts_options
-@click.option("--tp", "--tensor-parallel", "tensor_parallel", type=int, help="Tensor parallel size (= hosts).")
-@click.option("--pp", "--pipeline-parallel", "pipeline_parallel", type=int, help="Pipeline parallel size.")
-@click.option("--gpu-mem", "--gpu-memory-utilization", "gpu_mem", type=float, help="GPU memory fraction (0-1).")
-@click.option("--max-model-len", type=int, help="Context length.")
-@click.option("--port", type=int, help="API port on the head.")
-@click.option("--served-model-name", help="Model name the API answers to.")
-@click.option("--image", help="Container image (overrides the recipe).")
-@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Set a recipe value (repeatable).")
+@serve_value_options
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Container environment (repeatable).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra container label (repeatable).")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the plan and stop; opens no connection.")
@@ -42,12 +35,6 @@ def run(
     hosts: str | None,
     hosts_file: str | None,
     cluster: str | None,
-    tensor_parallel: int | None,
-    pipeline_parallel: int | None,
-    gpu_mem: float | None,
-    max_model_len: int | None,
-    port: int | None,
-    served_model_name: str | None,
     image: str | None,
     options: tuple[str, ...],
     env: tuple[str, ...],
@@ -61,6 +48,7 @@ def run(
     no_rm: bool,
     trust: bool,
     offline: bool,
+    **values: object,
 ) -> None:
     """Launch RECIPE on the hosts, wait until it serves, then follow its logs.
 
@@ -68,14 +56,7 @@ def run(
     """
     from sparkrun.launching import LaunchFlags, RunOptions, execute
 
-    cli_values = {
-        "tensor_parallel": tensor_parallel,
-        "pipeline_parallel": pipeline_parallel,
-        "gpu_memory_utilization": gpu_mem,
-        "max_model_len": max_model_len,
-        "port": port,
-        "served_model_name": served_model_name,
-    }
+    cli_values = {key: values[key] for key in SERVE_VALUE_KEYS}
     opts = RunOptions(recipe, cli_values, options, image, env, labels, extra_args, trust, offline)
     flags = LaunchFlags(
         dry_run=dry_run,
