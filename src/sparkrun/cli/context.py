@@ -46,13 +46,5 @@ class AppContext:
 
         return resolve_hosts(self.user_config, hosts=hosts, hosts_file=hosts_file, cluster=cluster)
 
-    def round_trips(self) -> None:
-        """With -v: how many sequential round trips each phase took (see bench/)."""
-        if self.verbosity < 1 or "transport" not in self.__dict__:
-            return
-        calls = self.transport.calls
-        total = sum(seconds for _host, _name, seconds in calls)
-        self.console.detail(f"{len(calls)} script runs, {total:.2f}s summed over hosts")
-
 
 pass_app = click.make_pass_decorator(AppContext, ensure=True)

@@ -134,8 +134,7 @@ def stop_jobs(console: Console, transport: Transport, selection: HostSelection, 
     if dry_run:
         console.out(f"would stop {what} on {', '.join(h.address for h in hosts)}")
         return
-    script = render_script("stop", {"JOB_ID": job, "STOP_TIMEOUT": "10", "SETTLE": "0"})
-    results = transport.run_many([(h, script) for h in hosts], timeout=120)
+    results = stop_on_hosts(transport, hosts, job)
     removed = 0
     failed = []
     for r in results:
@@ -153,6 +152,3 @@ def stop_jobs(console: Console, transport: Transport, selection: HostSelection, 
             detail="\n".join(failed),
             hint="run the same stop again when the hosts are back (it is idempotent)",
         )
-
-
-__all__ = ["print_status", "show_logs", "status_report", "stop_jobs", "stop_on_hosts"]

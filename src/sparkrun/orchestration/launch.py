@@ -222,15 +222,15 @@ class Launcher:
     def cleanup(self, plan: LaunchPlan, *, settle: bool) -> list[str]:
         """Remove this job's containers on every host of the plan; returns the hosts where that failed."""
         hosts = list({r.host.address: r.host for r in plan.ranks}.values())
-        failed = stop_on_hosts(self.transport, hosts, plan.job, settle=settle)
-        return [f"{r.host}: {r.failure()[1]}" for r in failed]
+        results = stop_on_hosts(self.transport, hosts, plan.job, settle=settle)
+        return [f"{r.host}: {r.failure()[1]}" for r in results if not r.ok]
 
 
 def stop_on_hosts(transport: Transport, hosts: Sequence[Host], job: str, *, settle: bool = False) -> list[Result]:
-    """Run stop.sh for `job` ('' = all sparkrun containers) on hosts; returns the failed results."""
+    """Run stop.sh for `job` ('' = every sparkrun container) on each host, in parallel; one result per host.
+    `settle` keeps watching for 2 s for containers an interrupted `docker run` may still create."""
     script = render_script("stop", {"JOB_ID": job, "STOP_TIMEOUT": "10", "SETTLE": "2" if settle else "0"})
-    results = transport.run_many([(h, script) for h in hosts], timeout=120)
-    return [r for r in results if not r.ok]
+    return transport.run_many([(h, script) for h in hosts], timeout=120)
 
 
 def run_launch(
