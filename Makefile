@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: deps install test unit e2e lint fix types versions check demo bench clean testbed-up testbed-down
+.PHONY: deps install test unit e2e lint fix types versions check demo bench bench-testbed clean testbed-up testbed-down testbed-status
 
 $(BIN)/sparkrun: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,12 @@ unit: install
 e2e: deps install
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
+SHELL_SCRIPTS := scripts/*.sh scripts/testbed/lib/*.sh scripts/testbed/fake-nvidia-smi bench/*.sh .ci/run
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/shellcheck $(SHELL_SCRIPTS)
 
 fix: install
 	$(BIN)/ruff check --fix .
@@ -48,14 +51,22 @@ check: lint types versions
 demo: deps install
 	bash scripts/demo.sh
 
+# CLI start-up (any user); the core loop on the local test cluster (root).
 bench: install
 	bash bench/cli_startup.sh
+	bash bench/core_loop.sh
+
+bench-testbed:
+	bash bench/testbed.sh
 
 testbed-up:
 	bash scripts/testbed.sh up $${N:-4}
 
 testbed-down:
 	bash scripts/testbed.sh down
+
+testbed-status:
+	bash scripts/testbed.sh status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
