@@ -12,6 +12,8 @@ $(BIN)/sparkrun: pyproject.toml requirements.lock
 	$(BIN)/pip install $(PIP_FLAGS) -c requirements.lock -e '.[dev]'
 	# Test-only plugin distributions: one good third-party runtime, one that fails to import.
 	$(BIN)/pip install $(PIP_FLAGS) -e tests/plugins/sparkrun-example-runtime -e tests/plugins/sparkrun-broken-runtime
+	# Bytecode now, so start-up stays fast even where PYTHONDONTWRITEBYTECODE is set.
+	$(BIN)/python -m compileall -q src >/dev/null
 	touch $@
 
 install: $(BIN)/sparkrun

@@ -28,14 +28,16 @@ owned=0
 if [ "$(bash "$TB" running | wc -l)" -lt 8 ]; then owned=1; fi
 bash "$TB" up 8 >/dev/null
 cleanup() {
-  for i in 1 2 3 4 5 6 7 8; do bash "$TB" delay "h$i" off >/dev/null 2>&1 || true; done
+  set_delay off || true
   "$SR" -q stop --all --cluster testbed >/dev/null 2>&1 || true
   [ "$owned" = 1 ] && bash "$TB" down >/dev/null 2>&1
   rm -rf "$SPARKRUN_CONFIG_DIR"
 }
 trap cleanup EXIT
+"$SR" -q stop --all --cluster testbed >/dev/null 2>&1 || true
 mapfile -t HOSTS < <(bash "$TB" hosts)
 hosts() { local IFS=,; echo "${HOSTS[*]:0:$1}"; }
+set_delay() { local i; for i in 1 2 3 4 5 6 7 8; do bash "$TB" delay "h$i" "$1" >/dev/null 2>&1; done; }
 
 median() {  # median seconds from a hyperfine JSON export
   python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["results"][0]["median"])' "$1"
@@ -44,27 +46,32 @@ median() {  # median seconds from a hyperfine JSON export
 echo "## status (median of $RUNS, warm)"
 printf '| hosts | no delay (s) | +20 ms per host (s) |\n|---|---|---|\n'
 for n in 1 4 8; do
-  for i in 1 2 3 4 5 6 7 8; do bash "$TB" delay "h$i" off >/dev/null; done
+  set_delay off
   hyperfine -N --style none --warmup 2 --runs "$RUNS" --export-json "$OUT/status-$n.json" \
     "$SR status --cluster testbed -H $(hosts "$n")" >/dev/null
-  for i in 1 2 3 4 5 6 7 8; do bash "$TB" delay "h$i" 20 >/dev/null; done
+  set_delay 20
   hyperfine -N --style none --warmup 2 --runs "$RUNS" --export-json "$OUT/status-$n-delay.json" \
     "$SR status --cluster testbed -H $(hosts "$n")" >/dev/null
   printf '| %s | %s | %s |\n' "$n" "$(median "$OUT/status-$n.json")" "$(median "$OUT/status-$n-delay.json")"
 done
-for i in 1 2 3 4 5 6 7 8; do bash "$TB" delay "h$i" off >/dev/null; done
+set_delay off
 
 echo
 echo "## solo launch to ready (median of $RUNS)"
 head=${HOSTS[0]}
-ssh_tb=(ssh -F "/var/lib/sparkrun-testbed/ssh_config" "root@$head")
-by_hand='docker run -d --name bench_by_hand --network host --gpus all sparkrun-test/engine:latest vllm serve Qwen/Qwen3-1.7B --port 8000 >/dev/null
-until curl -sf -o /dev/null http://127.0.0.1:8000/v1/models; do sleep 0.1; done
-curl -sfN http://127.0.0.1:8000/v1/chat/completions -H "Content-Type: application/json" -d "{\"model\":\"Qwen/Qwen3-1.7B\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true,\"max_tokens\":4}" >/dev/null'
-hyperfine -N --style none --runs "$RUNS" --export-json "$OUT/launch-by-hand.json" \
-  --cleanup "${ssh_tb[*]} docker rm -f bench_by_hand" \
-  "${ssh_tb[*]} $(printf '%q' "$by_hand")" >/dev/null
-hyperfine -N --style none --runs "$RUNS" --export-json "$OUT/launch-sparkrun.json" \
+printf '%s\n' \
+  'docker run -d --name bench_by_hand --network host --gpus all sparkrun-test/engine:latest vllm serve Qwen/Qwen3-1.7B --port 8000 >/dev/null' \
+  'until curl -sf -o /dev/null http://127.0.0.1:8000/v1/models; do sleep 0.1; done' \
+  'curl -sfN http://127.0.0.1:8000/v1/chat/completions -H "Content-Type: application/json" -d "{\"model\":\"Qwen/Qwen3-1.7B\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true,\"max_tokens\":4}" >/dev/null' \
+  >"$OUT/by_hand.sh"
+ssh_tb="ssh -F /var/lib/sparkrun-testbed/ssh_config root@$head"
+# Both through the shell (hyperfine subtracts its start-up), the engine and its 1 s stand-in start-up the same.
+hyperfine --style none --runs "$RUNS" --export-json "$OUT/launch-by-hand.json" \
+  --prepare "$ssh_tb docker rm -f bench_by_hand >/dev/null 2>&1 || true" \
+  --cleanup "$ssh_tb docker rm -f bench_by_hand >/dev/null" \
+  "$ssh_tb bash -s <$OUT/by_hand.sh" >/dev/null
+hyperfine --style none --runs "$RUNS" --export-json "$OUT/launch-sparkrun.json" \
+  --prepare "$SR -q stop --all --cluster testbed -H $head" \
   --cleanup "$SR -q stop --all --cluster testbed -H $head" \
   "$SR -q run qwen3-1.7b-vllm --cluster testbed -H $head --image $IMAGE --no-follow" >/dev/null
 hand=$(median "$OUT/launch-by-hand.json")
@@ -80,14 +87,16 @@ for tp in 1 2; do
   "$SR" -q stop --all --cluster testbed >/dev/null
   python3 - "$log" "$tp" <<'PY'
 import re, sys
-steps = [m.group(2) for m in re.finditer(r"transport: (\S+): (\w+): ([\d.]+)s", open(sys.argv[1]).read())]
-order = []
-for s in steps:
-    if not order or order[-1][0] != s:
-        order.append([s, 0])
-    order[-1][1] += 1
-print(f"tp={sys.argv[2]}: " + " -> ".join(f"{name} ({n} host{'s' if n > 1 else ''} in parallel)" for name, n in order)
-      + f"; {len(order)} sequential round trips")
+# A phase = script runs that can overlap: one script name, or one "starting …" launch group.
+phases: list[list[str]] = []
+for line in open(sys.argv[1]):
+    if line.startswith("starting "):
+        phases.append(["launch " + line.split(" ", 1)[1].strip(), ""])
+        continue
+    m = re.search(r"transport: (\S+): (\w+): ([\d.]+)s", line)
+    if m and m.group(2) != "launch" and (not phases or phases[-1][1] != m.group(2)):
+        phases.append([m.group(2), m.group(2)])
+print(f"tp={sys.argv[2]}: " + " -> ".join(p[0] for p in phases) + f"  ({len(phases)} sequential round trips)")
 PY
 done
 

@@ -56,11 +56,13 @@ def _check_runtime_class(obj: Any, ep: EntryPoint) -> type[Runtime]:
 class RuntimeRegistry:
     """The runtimes of one invocation, held in a private SAF `Variables` (no module-level singleton)."""
 
-    def __init__(self) -> None:
+    def __init__(self, only: set[str] | None = None) -> None:
         from scitrera_app_framework import Variables, init_framework_embedded
 
         self._v = init_framework_embedded("sparkrun", v=Variables(), fixed_logger=log)
         self._infos: dict[str, PluginInfo] = {}
+        self._only = only  # `SPARKRUN_PLUGINS`: the only runtimes this registry may load (None: any)
+        self._seen: set[tuple[str, str]] = set()
 
     def _register(self, cls: type[Runtime]) -> None:
         from scitrera_app_framework import Plugin, register_plugin
@@ -88,12 +90,15 @@ class RuntimeRegistry:
         register_plugin(_RuntimeExtension, v=self._v)
 
     def load(self, only: set[str] | None = None) -> RuntimeRegistry:
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if only is not None and ep.name not in only:
+        """Import and register the entry points named in `only` (all when None); each one once."""
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+            if (only is not None and ep.name not in only) or (ep.name, ep.value) in self._seen:
                 continue
-            if ep.name in self._infos and self._infos[ep.name].ok:
-                self._infos[f"{ep.name} ({_source(ep)})"] = PluginInfo(
-                    ep.name, _source(ep), ep.value, error=f"duplicate runtime name {ep.name!r}; ignored"
+            self._seen.add((ep.name, ep.value))
+            if ep.name in self._infos:
+                key = f"{ep.name} ({ep.value})"
+                self._infos[key] = PluginInfo(
+                    ep.name, _source(ep), ep.value, error=f"duplicate name {ep.name!r}; ignored"
                 )
                 continue
             try:
@@ -106,9 +111,11 @@ class RuntimeRegistry:
         return self
 
     def infos(self) -> list[PluginInfo]:
+        self.load(self._only)
         return list(self._infos.values())
 
     def names(self) -> list[str]:
+        self.load(self._only)
         return sorted(name for name, info in self._infos.items() if info.ok)
 
     def _instances(self) -> dict[str, Runtime]:
@@ -118,6 +125,9 @@ class RuntimeRegistry:
         return {key.removeprefix(f"{EXT_RUNTIME}."): value for key, value in found.items()}
 
     def get(self, name: str) -> Runtime:
+        """One runtime; only its own entry point is imported (a `run` pays for one plugin, not all)."""
+        if self._only is None or name in self._only:
+            self.load({name})
         info = self._infos.get(name)
         if info is not None and info.error is not None:
             raise PluginError(
@@ -134,7 +144,7 @@ class RuntimeRegistry:
 
 
 def load_runtimes() -> RuntimeRegistry:
-    """All runtimes, or only those named in `$SPARKRUN_PLUGINS` (comma-separated)."""
+    """The runtime registry; plugins are imported on first use. `$SPARKRUN_PLUGINS` (comma-separated) restricts it
+    to the runtimes it names."""
     only_env = os.environ.get("SPARKRUN_PLUGINS", "").strip()
-    only = {n.strip() for n in only_env.split(",") if n.strip()} if only_env else None
-    return RuntimeRegistry().load(only)
+    return RuntimeRegistry({n.strip() for n in only_env.split(",") if n.strip()} if only_env else None)

@@ -62,17 +62,24 @@ class Console:
         sys.stdout.flush()
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
-        from rich.console import Console as RichConsole  # deferred: rich costs ~30 ms to import
+        cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+        if not sys.stdout.isatty():
+            # Plain aligned columns on a pipe: greppable, never folded, and no rich import (~40 ms) to pay.
+            widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+            if title:
+                self.out(title)
+            for line in [list(columns), *cells]:
+                self.out("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+            return
+        from rich.console import Console as RichConsole  # deferred: rich costs ~40 ms to import
         from rich.table import Table
 
         table = Table(title=title, show_edge=False, header_style="bold", box=None, pad_edge=False)
         for col in columns:
             table.add_column(col, overflow="fold")
-        for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
-        # On a pipe rich assumes 80 columns and folds cells; give it room so `status | grep` sees whole lines.
-        width = None if sys.stdout.isatty() else 200
-        RichConsole(soft_wrap=False, width=width).print(table)
+        for row in cells:
+            table.add_row(*row)
+        RichConsole(soft_wrap=False).print(table)
 
     # ---- progress ----------------------------------------------------------------------------------
     @contextmanager

@@ -181,8 +181,7 @@ def report(console: Console, outcome: LaunchOutcome, *, as_json: bool) -> None:
 
 
 def follow_logs(app: AppContext, plan: LaunchPlan, *, stop_on_interrupt: bool) -> None:
-    from sparkrun.orchestration.jobs_view import pump_streams
-    from sparkrun.orchestration.launch import stop_on_hosts
+    from sparkrun.orchestration.jobs_view import pump_streams, stop_on_hosts
     from sparkrun.orchestration.scripts import render_script
 
     api = plan.api_rank

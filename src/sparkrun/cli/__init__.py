@@ -8,7 +8,6 @@ them, which keeps `--help` and `--version` fast. A command module parses options
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 from typing import Any, NoReturn
@@ -75,8 +74,12 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
       sparkrun status | logs JOB | stop JOB
     """
     ctx.obj = AppContext(verbosity=verbose, quiet=quiet)
-    level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose:
+        import logging  # deferred: only -v/-vv need library logging (~10 ms to import)
+
+        logging.basicConfig(
+            level=logging.DEBUG if verbose >= 2 else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
 
 
 def _fail(app: AppContext | None, exc: SparkrunError) -> NoReturn:

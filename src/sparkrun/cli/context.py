@@ -39,7 +39,8 @@ class AppContext:
         from sparkrun.orchestration.transport import Transport
 
         parallel = self.user_config.get("ssh.max_parallel", 16)
-        return Transport(max_parallel=int(parallel))
+        trace = self.console.detail if self.verbosity else None
+        return Transport(max_parallel=int(parallel), trace=trace)
 
     def select_hosts(self, hosts: str | None, hosts_file: str | None, cluster: str | None) -> HostSelection:
         from sparkrun.orchestration.hosts import resolve_hosts

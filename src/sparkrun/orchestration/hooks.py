@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import io
 import shlex
-import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +97,8 @@ def mod_hook(name: str) -> Hook:
 
 def pack_directory(path: Path, label: str) -> Copy:
     """Tar `path` (as `<name>/…`) for `docker cp - CONTAINER:/workspace/mods`."""
+    import tarfile  # deferred: only recipes with mods need it
+
     if not (path / "run.sh").is_file():
         raise RecipeError(f"mod {path}: no run.sh in it")
     buf = io.BytesIO()

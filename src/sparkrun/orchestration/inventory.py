@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from sparkrun.orchestration.scripts import render_script
 from sparkrun.orchestration.transport import Transport
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{12}$")
+_EXITED = re.compile(r"^Exited \((-?\d+)\)")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class ContainerInfo:
     state: str  # running, exited, created, ...
     exit_code: int
     image: str
-    started_at: str
+    created_at: str
     labels: dict[str, str]
 
     def to_json(self) -> dict[str, Any]:
@@ -39,7 +40,7 @@ class ContainerInfo:
             "state": self.state,
             "exit_code": self.exit_code,
             "image": self.image,
-            "started_at": self.started_at,
+            "created_at": self.created_at,
         }
 
 
@@ -116,25 +117,38 @@ class Inventory:
         raise InputError(f"{ref!r} matches several jobs: {listed}", hint="give the job id")
 
 
-def _container(host: str, raw: str) -> ContainerInfo | None:
-    try:
-        data = json.loads(raw)
-    except ValueError:
+def _container(host: str, data: Mapping[str, Any]) -> ContainerInfo | None:
+    """One entry of the Engine API's `GET /containers/json`."""
+    labels = {str(k): str(v) for k, v in (data.get("Labels") or {}).items()}
+    job = labels.get("sparkrun.job")
+    if not job:
         return None
-    labels = {str(k): str(v) for k, v in (data.get("labels") or {}).items()}
+    names = data.get("Names") or [""]
     rank = labels.get("sparkrun.rank", "0")
+    exited = _EXITED.match(str(data.get("Status", "")))
     return ContainerInfo(
         host=host,
-        name=str(data.get("name", "")).lstrip("/"),
-        job=labels.get("sparkrun.job", ""),
+        name=str(names[0]).lstrip("/"),
+        job=job,
         rank=int(rank) if rank.isdigit() else 0,
         role=labels.get("sparkrun.role", ""),
-        state=str(data.get("state", "")),
-        exit_code=int(data.get("exit_code") or 0),
-        image=str(data.get("image", "")),
-        started_at=str(data.get("started_at", "")),
+        state=str(data.get("State", "")),
+        exit_code=int(exited.group(1)) if exited else 0,
+        image=str(data.get("Image", "")),
+        created_at=str(data.get("Created", "")),
         labels=labels,
     )
+
+
+def parse_containers(host: str, raw: str) -> list[ContainerInfo]:
+    try:
+        entries = json.loads(raw)
+    except ValueError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    found = (_container(host, e) for e in entries if isinstance(e, Mapping))
+    return [c for c in found if c is not None]
 
 
 def collect(transport: Transport, hosts: Sequence[Host], job: str = "") -> Inventory:
@@ -148,10 +162,7 @@ def collect(transport: Transport, hosts: Sequence[Host], job: str = "") -> Inven
             statuses.append(HostStatus(result.host, False, f"{step}: {cause}"))
             continue
         statuses.append(HostStatus(result.host, True))
-        for raw in result.output.all("container"):
-            info = _container(result.host, raw)
-            if info is None or not info.job:
-                continue
+        for info in parse_containers(result.host, result.output.last("containers") or "[]"):
             view = jobs.setdefault(info.job, JobView(job=info.job, labels=info.labels))
             view.containers.append(info)
     return Inventory(hosts=statuses, jobs=sorted(jobs.values(), key=lambda j: j.job))

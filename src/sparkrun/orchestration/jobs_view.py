@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sparkrun.console import Console
@@ -11,9 +12,8 @@ from sparkrun.errors import HostError, PartialFailure
 from sparkrun.orchestration.hosts import Host, HostSelection
 from sparkrun.orchestration.inventory import JOB_ID_RE, Inventory, JobView, collect
 from sparkrun.orchestration.jobs import JobStore
-from sparkrun.orchestration.launch import stop_on_hosts
 from sparkrun.orchestration.scripts import ParamValue, render_script
-from sparkrun.orchestration.transport import Transport
+from sparkrun.orchestration.transport import Result, Transport
 
 
 def status_report(transport: Transport, selection: HostSelection) -> dict[str, Any]:
@@ -152,3 +152,10 @@ def stop_jobs(console: Console, transport: Transport, selection: HostSelection, 
             detail="\n".join(failed),
             hint="run the same stop again when the hosts are back (it is idempotent)",
         )
+
+
+def stop_on_hosts(transport: Transport, hosts: Sequence[Host], job: str, *, settle: bool = False) -> list[Result]:
+    """Run stop.sh for `job` ('' = every sparkrun container) on each host, in parallel; one result per host.
+    `settle` keeps watching for 2 s for containers an interrupted `docker run` may still create."""
+    script = render_script("stop", {"JOB_ID": job, "STOP_TIMEOUT": "10", "SETTLE": "2" if settle else "0"})
+    return transport.run_many([(h, script) for h in hosts], timeout=120)

@@ -19,6 +19,7 @@ from sparkrun.orchestration.facts import HostFacts, parse_facts
 from sparkrun.orchestration.hooks import HOOK_STEPS, Hook
 from sparkrun.orchestration.hosts import Host
 from sparkrun.orchestration.jobs import JobStore
+from sparkrun.orchestration.jobs_view import stop_on_hosts
 from sparkrun.orchestration.plan import LaunchPlan, LaunchRequest, RankPlan, plan_launch
 from sparkrun.orchestration.scripts import render_script, script_text
 from sparkrun.orchestration.transport import Result, Transport
@@ -224,13 +225,6 @@ class Launcher:
         hosts = list({r.host.address: r.host for r in plan.ranks}.values())
         results = stop_on_hosts(self.transport, hosts, plan.job, settle=settle)
         return [f"{r.host}: {r.failure()[1]}" for r in results if not r.ok]
-
-
-def stop_on_hosts(transport: Transport, hosts: Sequence[Host], job: str, *, settle: bool = False) -> list[Result]:
-    """Run stop.sh for `job` ('' = every sparkrun container) on each host, in parallel; one result per host.
-    `settle` keeps watching for 2 s for containers an interrupted `docker run` may still create."""
-    script = render_script("stop", {"JOB_ID": job, "STOP_TIMEOUT": "10", "SETTLE": "2" if settle else "0"})
-    return transport.run_many([(h, script) for h in hosts], timeout=120)
 
 
 def run_launch(

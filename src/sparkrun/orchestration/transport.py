@@ -10,12 +10,11 @@ A host that is this machine runs `bash -s` directly (no SSH to ourselves).
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,6 @@ from pathlib import Path
 from sparkrun.config import ssh_control_dir
 from sparkrun.orchestration.hosts import Host
 from sparkrun.orchestration.protocol import Output, parse_output
-
-log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 CONTROL_PERSIST_SECONDS = 120
@@ -102,9 +99,16 @@ def classify_ssh_error(stderr: str) -> str:
 class Transport:
     """Runs scripts on hosts. One instance per command invocation; thread-safe."""
 
-    def __init__(self, *, control_dir: Path | None = None, max_parallel: int = 16) -> None:
+    def __init__(
+        self,
+        *,
+        control_dir: Path | None = None,
+        max_parallel: int = 16,
+        trace: Callable[[str], None] | None = None,
+    ) -> None:
         self.control_dir = control_dir or ssh_control_dir()
         self.max_parallel = max_parallel
+        self.trace = trace  # gets one line per finished script run (`sparkrun -v`)
         self.calls: list[tuple[str, str, float]] = []  # (host, script, seconds): round trips, for -v and benches
         self._live: set[subprocess.Popen[str]] = set()
 
@@ -188,7 +192,8 @@ class Transport:
 
     def _record(self, host: Host, script: Script, seconds: float) -> None:
         self.calls.append((host.address, script.name, seconds))
-        log.info("%s: %s: %.3fs", host.address, script.name, seconds)
+        if self.trace is not None:
+            self.trace(f"transport: {host.address}: {script.name}: {seconds:.3f}s")
 
     def run_many(self, jobs: Sequence[tuple[Host, Script]], *, timeout: float | None = None) -> list[Result]:
         """Run each (host, script) in parallel (bounded); waits for every host and returns results in order."""

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sparkrun.orchestration.inventory import Inventory, JobView, _container
+from sparkrun.orchestration.inventory import Inventory, JobView, parse_containers
 from sparkrun.orchestration.jobs import JobStore, container_name, job_id, labels
 
 
@@ -63,29 +63,30 @@ def test_a_pending_operation_whose_process_died_is_stale(tmp_path: Path) -> None
 
 
 def test_inventory_groups_containers_by_job_and_finds_jobs_by_prefix_or_recipe() -> None:
-    def raw(rank: int, state: str) -> str:
-        return json.dumps(
-            {
-                "name": f"/sparkrun_abc123456789_r{rank}",
-                "image": "img",
-                "state": state,
-                "exit_code": 0 if state == "running" else 1,
-                "labels": {
-                    "sparkrun.job": "abc123456789",
-                    "sparkrun.rank": str(rank),
-                    "sparkrun.role": "head" if rank == 0 else "worker",
-                    "sparkrun.recipe": "qwen",
-                    "sparkrun.hosts": "h1,h2",
-                },
-            }
-        )
+    def entry(rank: int, state: str) -> dict[str, object]:
+        return {
+            "Names": [f"/sparkrun_abc123456789_r{rank}"],
+            "Image": "img",
+            "State": state,
+            "Status": "Up 3 minutes" if state == "running" else "Exited (1) 2 seconds ago",
+            "Created": 1795454578,
+            "Labels": {
+                "sparkrun.job": "abc123456789",
+                "sparkrun.rank": str(rank),
+                "sparkrun.role": "head" if rank == 0 else "worker",
+                "sparkrun.recipe": "qwen",
+                "sparkrun.hosts": "h1,h2",
+            },
+        }
 
-    head = _container("h1", raw(0, "running"))
-    worker = _container("h2", raw(1, "exited"))
-    assert head is not None and worker is not None and head.name == "sparkrun_abc123456789_r0"
+    (head,) = parse_containers("h1", json.dumps([entry(0, "running"), {"Names": ["/other"], "Labels": {}}]))
+    (worker,) = parse_containers("h2", json.dumps([entry(1, "exited")]))
+    assert head.name == "sparkrun_abc123456789_r0"
+    assert (head.exit_code, worker.exit_code) == (0, 1)
     view = JobView(job="abc123456789", labels=head.labels, containers=[head, worker])
     assert view.state(set()) == "degraded"
     assert view.state({"h2"}) == "unknown"
     inv = Inventory(hosts=[], jobs=[view])
     assert inv.find("abc1") is view
     assert inv.find("qwen") is view
+    assert parse_containers("h1", "not json") == []
