@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sparkrun.orchestration.hooks import Copy
 from sparkrun.orchestration.hosts import HostSelection, split_assignments
 from sparkrun.orchestration.plan import LaunchPlan, LaunchRequest, Readiness
 from sparkrun.orchestration.scripts import ParamValue
@@ -51,7 +52,7 @@ def prepare(
     interactive: bool,
     confirm: Callable[[str], bool],
 ) -> tuple[LaunchRequest, Recipe]:
-    from sparkrun.orchestration.hooks import HookSet, pack_mods
+    from sparkrun.orchestration.hooks import HookSet
     from sparkrun.recipes import api
 
     recipe = api.resolve_recipe(opts.ref, notify=lambda message: console.info(f"note: {message}"))
@@ -69,7 +70,7 @@ def prepare(
         pre_exec=recipe.pre_exec,
         post_exec=recipe.post_exec,
         post_commands=recipe.post_commands,
-        mods=pack_mods(api.resolve_mods(recipe)) if recipe.mods else (),
+        mods=_mods(recipe, console=console, dry_run=dry_run),
         stop_after_post=recipe.stop_after_post,
     )
     secrets = {k: os.environ[k] for k in FORWARDED_SECRETS if os.environ.get(k)}
@@ -89,6 +90,23 @@ def prepare(
         render_hook=lambda text, values: api.render_hook(text, settings, values),
     )
     return lr, recipe
+
+
+def _mods(recipe: Recipe, *, console: Console, dry_run: bool) -> tuple[Copy, ...]:
+    """The recipe's mod directories, packed. A dry-run shows the plan even when a mod is missing here."""
+    from sparkrun.errors import RecipeError
+    from sparkrun.orchestration.hooks import pack_mods
+    from sparkrun.recipes import api
+
+    if not recipe.mods:
+        return ()
+    try:
+        return pack_mods(api.resolve_mods(recipe))
+    except RecipeError as exc:
+        if not dry_run:
+            raise
+        console.warn(f"{exc} (a real run stops here; the plan below leaves the mods out)")
+        return ()
 
 
 @dataclass(frozen=True)
