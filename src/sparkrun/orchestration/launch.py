@@ -11,7 +11,6 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from sparkrun.console import Console
 from sparkrun.errors import HostError, SparkrunError, WorkloadError
@@ -22,7 +21,7 @@ from sparkrun.orchestration.jobs import JobStore
 from sparkrun.orchestration.jobs_view import stop_on_hosts
 from sparkrun.orchestration.plan import LaunchPlan, LaunchRequest, RankPlan, plan_launch
 from sparkrun.orchestration.scripts import render_script, script_text
-from sparkrun.orchestration.transport import Result, Transport
+from sparkrun.orchestration.transport import SSH_HINTS, Result, Script, Transport
 
 LOG_LINES = 30
 # Steps whose failure is the engine's (exit code WORKLOAD); others are the host's (exit code HOST).
@@ -44,13 +43,13 @@ def result_error(result: Result, *, step_prefix: str = "") -> HostError:
     detail = result.output.blocks.get("log")
     label = f"{step_prefix}{step}"
     if result.transport_error:
-        from sparkrun.orchestration.transport import SSH_HINTS
-
         return HostError(result.host, label, cause, hint=SSH_HINTS.get(cause))
-    cls = WorkloadError if step in ENGINE_STEPS or step.startswith(HOOK_STEPS) else HostError
-    hint = (
-        "see the engine log above; `sparkrun run ... --no-rm` keeps the containers for inspection" if detail else None
-    )
+    is_hook = step.startswith(HOOK_STEPS)
+    cls = WorkloadError if step in ENGINE_STEPS or is_hook else HostError
+    hint = None
+    if detail:
+        shown = "the hook's output" if is_hook else "the engine's log"
+        hint = f"{shown} is above; `sparkrun run ... --no-rm` keeps the containers for inspection"
     return cls(result.host, label, cause, detail=detail, hint=hint)
 
 
@@ -114,7 +113,7 @@ class Launcher:
         raise_all(errors)
 
     # ---- launch -----------------------------------------------------------------------------------------------
-    def _launch_script(self, plan: LaunchPlan, rank: RankPlan) -> Any:
+    def _launch_script(self, plan: LaunchPlan, rank: RankPlan) -> Script:
         multi = plan.topology.num_nodes > 1
         ib = script_text("ib_detect.sh") if plan.detect_network and multi else ""
         return render_script(
