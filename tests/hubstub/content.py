@@ -51,7 +51,11 @@ def write_safetensors(path: Path, tensors: Sequence[Tensor], seed: str) -> int:
     offset = 0
     for tensor in tensors:
         size = tensor_nbytes(tensor)
-        header[tensor.name] = {"dtype": tensor.dtype, "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        header[tensor.name] = {
+            "dtype": tensor.dtype,
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
@@ -65,14 +69,32 @@ def write_safetensors(path: Path, tensors: Sequence[Tensor], seed: str) -> int:
 
 # --- GGUF (https://github.com/ggml-org/ggml/blob/master/docs/gguf.md) -------------------------------------------------
 
-GGUF_VALUE_TYPES = {"u8": 0, "i8": 1, "u16": 2, "i16": 3, "u32": 4, "i32": 5, "f32": 6, "bool": 7, "str": 8, "arr": 9,
-                    "u64": 10, "i64": 11, "f64": 12}  # fmt: skip
+GGUF_VALUE_TYPES = {
+    "u8": 0,
+    "i8": 1,
+    "u16": 2,
+    "i16": 3,
+    "u32": 4,
+    "i32": 5,
+    "f32": 6,
+    "bool": 7,
+    "str": 8,
+    "arr": 9,
+    "u64": 10,
+    "i64": 11,
+    "f64": 12,
+}
 _PACK = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 # ggml type id, elements per block, bytes per block
 GGML_TYPES: dict[str, tuple[int, int, int]] = {
-    "F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q8_0": (8, 32, 34), "Q4_K": (12, 256, 144),
-    "Q6_K": (14, 256, 210), "BF16": (30, 1, 2),
-}  # fmt: skip
+    "F32": (0, 1, 4),
+    "F16": (1, 1, 2),
+    "Q4_0": (2, 32, 18),
+    "Q8_0": (8, 32, 34),
+    "Q4_K": (12, 256, 144),
+    "Q6_K": (14, 256, 210),
+    "BF16": (30, 1, 2),
+}
 GGUF_ALIGNMENT = 32
 
 

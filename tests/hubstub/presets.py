@@ -99,8 +99,9 @@ def _filler(root: Path, rel: str, nbytes: int, seed: str) -> Path:
     return path
 
 
-def write_llama_repo(root: Path, shape: LlamaShape | None = None, *, seed: str = "tiny-llama",
-                     distractors: bool = True) -> dict[str, Path]:  # fmt: skip
+def write_llama_repo(
+    root: Path, shape: LlamaShape | None = None, *, seed: str = "tiny-llama", distractors: bool = True
+) -> dict[str, Path]:
     """Write the repo's files under `root`; returns repo path -> file."""
     shape = shape or LlamaShape.tiny()
     files: dict[str, Path] = {}
@@ -173,8 +174,15 @@ def gguf_tensors(shape: LlamaShape, quant: str) -> list[Tensor]:
     return out
 
 
-def write_gguf_repo(root: Path, shape: LlamaShape | None = None, *, name: str = "tiny-llama", arch: str = "llama",
-                    seed: str = "tiny-gguf", **metadata: GgufValue) -> dict[str, Path]:  # fmt: skip
+def write_gguf_repo(
+    root: Path,
+    shape: LlamaShape | None = None,
+    *,
+    name: str = "tiny-llama",
+    arch: str = "llama",
+    seed: str = "tiny-gguf",
+    **metadata: GgufValue,
+) -> dict[str, Path]:
     """Q4_K_M (one file), Q8_0 split in 2 parts under Q8_0/, mmproj F16 and Q8_0, an imatrix, a README."""
     shape = shape or LlamaShape(hidden=256, intermediate=512, heads=4, kv_heads=2)
     files: dict[str, Path] = {}
@@ -186,8 +194,11 @@ def write_gguf_repo(root: Path, shape: LlamaShape | None = None, *, name: str = 
     half = len(tensors) // 2
     for index, part in enumerate((tensors[:half], tensors[half:]), start=1):
         rel = f"Q8_0/{name}-Q8_0-{index:05d}-of-00002.gguf"
-        split = {"split.no": GgufValue("u16", index - 1), "split.count": GgufValue("u16", 2),
-                 "split.tensors.count": GgufValue("i32", len(tensors))}  # fmt: skip
+        split = {
+            "split.no": GgufValue("u16", index - 1),
+            "split.count": GgufValue("u16", 2),
+            "split.tensors.count": GgufValue("i32", len(tensors)),
+        }
         part_meta = meta | split if index == 1 else {"general.architecture": meta["general.architecture"], **split}
         files[rel] = root / rel
         write_gguf(root / rel, part_meta, part, f"{seed}:{rel}")

@@ -95,8 +95,12 @@ def _resolve(stub: HubStub, repo_id: str, revision: str, file_path: str, auth: s
         return _error(404, "EntryNotFound", f"{file_path} does not exist on {revision}", commit=snapshot.commit)
     headers = {"X-Repo-Commit": snapshot.commit, "Accept-Ranges": "bytes"}
     if item.lfs:
-        headers |= {"Location": cdn_location(stub, item), "X-Linked-Etag": f'"{item.sha256}"',
-                    "X-Linked-Size": str(item.size), "ETag": f'"{item.sha256}"'}  # fmt: skip
+        headers |= {
+            "Location": cdn_location(stub, item),
+            "X-Linked-Etag": f'"{item.sha256}"',
+            "X-Linked-Size": str(item.size),
+            "ETag": f'"{item.sha256}"',
+        }
         return Reply(302, headers, repo=repo_id, file=file_path)
     headers["ETag"] = f'"{item.blob_id}"'
     return _content(item, headers, repo_id)
@@ -104,16 +108,23 @@ def _resolve(stub: HubStub, repo_id: str, revision: str, file_path: str, auth: s
 
 def _gated(repo_id: str, auth: str | None) -> Reply:
     if auth is None:
-        message = (f"Access to model {repo_id} is restricted. You must have access to it and be authenticated "
-                   "to access it. Please log in.")  # fmt: skip
+        message = (
+            f"Access to model {repo_id} is restricted. You must have access to it and be authenticated "
+            "to access it. Please log in."
+        )
         return _error(401, "GatedRepo", message)
     return _error(403, "GatedRepo", f"Access to model {repo_id} is restricted and you are not in the authorized list.")
 
 
 def _content(item: StubFile, headers: dict[str, str], repo_id: str) -> Reply:
     """The whole file; `with_range` narrows it to the request's Range."""
-    return Reply(200, headers | {"Content-Type": "application/octet-stream"}, stream=(item, 0, item.size - 1),
-                 repo=repo_id, file=item.path)  # fmt: skip
+    return Reply(
+        200,
+        headers | {"Content-Type": "application/octet-stream"},
+        stream=(item, 0, item.size - 1),
+        repo=repo_id,
+        file=item.path,
+    )
 
 
 def _cdn(stub: HubStub, parts: list[str], path: str) -> Reply:

@@ -98,7 +98,7 @@ def _json(data: Any) -> Reply:
     return Reply(200, {"Content-Type": "application/json"}, json.dumps(data).encode())
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """(first, last) for a single `bytes=` range, None for no range, "invalid" when unsatisfiable."""
     if not header:
         return None
@@ -159,7 +159,9 @@ class HubStub:
         return f"http://{_url_host(self.host)}:{self._cdn.server_address[1]}"
 
     # --- content ---------------------------------------------------------------------------------------------------
-    def add_repo(self, repo_id: str, files: Mapping[str, Path], *, gated: bool = False, branch: str = "main") -> Snapshot:
+    def add_repo(
+        self, repo_id: str, files: Mapping[str, Path], *, gated: bool = False, branch: str = "main"
+    ) -> Snapshot:
         """Serve `files` (repo path -> file on disk) as a new commit of `repo_id` on `branch`."""
         return self.repos.add(repo_id, (stub_file(p, src) for p, src in files.items()), gated=gated, branch=branch)
 
@@ -227,8 +229,16 @@ class _HubHandler(BaseHTTPRequestHandler):
         else:
             self._send(reply, head)
         stub.stats.record(
-            RequestRecord(self.server.role, self.command, urlsplit(self.path).path, reply.status, auth is not None,
-                          self.headers.get("Range"), reply.repo, reply.file)  # fmt: skip
+            RequestRecord(
+                self.server.role,
+                self.command,
+                urlsplit(self.path).path,
+                reply.status,
+                auth is not None,
+                self.headers.get("Range"),
+                reply.repo,
+                reply.file,
+            )
         )
 
     def _send(self, reply: Reply, head: bool) -> None:
