@@ -89,7 +89,7 @@ class RepoSet:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._repos: dict[str, StubRepo] = {}
-        self._by_sha: dict[str, tuple[str, StubFile]] = {}
+        self._by_sha: dict[tuple[str, str], StubFile] = {}
 
     def add(self, repo_id: str, files: Iterable[StubFile], *, gated: bool = False, branch: str = "main") -> Snapshot:
         with self._lock:
@@ -98,16 +98,16 @@ class RepoSet:
             snapshot = repo.add_snapshot(files, branch)
             for item in snapshot.files.values():
                 if item.lfs:
-                    self._by_sha[item.sha256] = (repo_id, item)
+                    self._by_sha[(repo_id, item.sha256)] = item
             return snapshot
 
     def get(self, repo_id: str) -> StubRepo | None:
         with self._lock:
             return self._repos.get(repo_id)
 
-    def by_sha256(self, sha256: str) -> tuple[str, StubFile] | None:
+    def by_sha256(self, repo_id: str, sha256: str) -> StubFile | None:
         with self._lock:
-            return self._by_sha.get(sha256)
+            return self._by_sha.get((repo_id, sha256))
 
     def ids(self) -> list[str]:
         with self._lock:

@@ -96,7 +96,7 @@ def _resolve(stub: HubStub, repo_id: str, revision: str, file_path: str, auth: s
     headers = {"X-Repo-Commit": snapshot.commit, "Accept-Ranges": "bytes"}
     if item.lfs:
         headers |= {
-            "Location": cdn_location(stub, item),
+            "Location": cdn_location(stub, repo_id, item),
             "X-Linked-Etag": f'"{item.sha256}"',
             "X-Linked-Size": str(item.size),
             "ETag": f'"{item.sha256}"',
@@ -131,13 +131,13 @@ def _cdn(stub: HubStub, parts: list[str], path: str) -> Reply:
     if len(parts) != 2 or parts[0] != "cdn":
         return _error(404, None, "no such object")
     sha256 = parts[1]
+    repo_id = query(path).get("repo", [""])[0]
     signature = query(path).get("sig", [""])[0]
-    if not hmac.compare_digest(signature, stub.sign(sha256)):
+    if not hmac.compare_digest(signature, stub.sign(repo_id, sha256)):
         return _error(403, None, "bad signature")
-    found = stub.repos.by_sha256(sha256)
-    if found is None:
+    item = stub.repos.by_sha256(repo_id, sha256)
+    if item is None:
         return _error(404, None, "no such object")
-    repo_id, item = found
     headers = {"ETag": f'"{item.sha256}"', "Accept-Ranges": "bytes"}
     return _content(item, headers, repo_id)
 

@@ -186,8 +186,8 @@ class HubStub:
     def throttle(self, repo: str, path: str, bytes_per_second: int) -> None:
         self.faults.throttles[(repo, path)] = bytes_per_second
 
-    def sign(self, sha256: str) -> str:
-        return hmac.new(self._secret, sha256.encode(), hashlib.sha256).hexdigest()[:32]
+    def sign(self, repo_id: str, sha256: str) -> str:
+        return hmac.new(self._secret, f"{repo_id}\n{sha256}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _url_host(host: str) -> str:
@@ -353,5 +353,6 @@ def segments(path: str) -> list[str]:
     return [unquote(s) for s in urlsplit(path).path.split("/") if s]
 
 
-def cdn_location(stub: HubStub, item: StubFile) -> str:
-    return f"{stub.cdn_endpoint}/cdn/{item.sha256}?sig={stub.sign(item.sha256)}&name={quote(item.path)}"
+def cdn_location(stub: HubStub, repo_id: str, item: StubFile) -> str:
+    """A signed URL on the CDN listener (no Authorization needed, like the Hub's signed CDN links)."""
+    return f"{stub.cdn_endpoint}/cdn/{item.sha256}?repo={quote(repo_id)}&sig={stub.sign(repo_id, item.sha256)}"

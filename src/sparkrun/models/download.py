@@ -8,10 +8,12 @@
    space, then fetches each missing file with `hf_hub_download(revision=<commit>)` (parallel, `max_workers`),
    writes `refs/<revision>` and checks again.
 
-Resuming, as huggingface_hub 2.4.0 does it: a connection that drops mid-file is resumed within the same call
-(HTTP Range, up to 5 times); files finished before an interruption (Ctrl-C, kill) are never fetched again; the file
-that was in flight restarts from zero (the library writes each download to a process-unique temporary file and
-deletes it on failure; after a SIGKILL `sweep_partial_downloads` removes the leftover).
+Resuming, as huggingface_hub 2.4.0 does it: a connection that drops mid-file is resumed within the same call with
+an HTTP Range request from the last whole 10 MiB chunk received (up to 5 times); files finished before an
+interruption (Ctrl-C, kill) are never fetched again; the file that was in flight restarts from zero (the library
+writes each download to a process-unique temporary file and deletes it on failure; after a SIGKILL
+`sweep_partial_downloads` removes the leftover). So the unit of resumption across runs is one file (shards are
+usually <= 5-10 GB).
 
 The token comes from `HF_TOKEN` in the environment (read by the library), never from an argument.
 """

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparkrun.models import metacache
-from sparkrun.models.errors import ModelError, ModelNotCachedError
+from sparkrun.models.errors import GatedModelError, ModelError, ModelNotCachedError
 from sparkrun.models.layout import CONTAINER_HF_HOME
 from sparkrun.models.ref import GGUF_RUNTIMES, ModelRef, parse_model_ref, repo_folder_name
 from sparkrun.models.repoinfo import RepoSnapshot
@@ -205,7 +205,10 @@ def _index_files(snapshot: RepoSnapshot, offline: bool) -> list[str] | None:
     listed: set[str] = set()
     scratch = str(metacache.metadata_root() / "hub")
     for name in indexes:
-        data = json.loads(fetch_small_file(snapshot.repo_id, snapshot.commit, name, scratch))
+        try:
+            data = json.loads(fetch_small_file(snapshot.repo_id, snapshot.commit, name, scratch))
+        except GatedModelError:
+            return None  # the file list is public, the index is not: the download will say what to do
         listed |= set((data.get("weight_map") or {}).values())
     metacache.save_fact(snapshot.repo_id, snapshot.commit, "safetensors-index", sorted(listed))
     return sorted(listed)
