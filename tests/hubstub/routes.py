@@ -65,18 +65,26 @@ def _api(stub: HubStub, rest: list[str], path: str, auth: str | None) -> Reply:
         branches = [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": c} for n, c in sorted(found.refs.items())]
         return _json({"branches": branches, "tags": [], "converts": []})
     if not tail or (len(tail) == 2 and tail[0] == "revision"):
-        snapshot = _snapshot_or_error(found, tail[1] if tail else "main")
-        if isinstance(snapshot, Reply):
-            return snapshot
-        with_blobs = query(path).get("blobs", ["false"])[0].lower() == "true"
-        return _json(model_info(found, snapshot, with_blobs))
+        return _api_info(found, tail[1] if tail else "main", path)
     if len(tail) >= 2 and tail[0] == "tree":
-        snapshot = _snapshot_or_error(found, tail[1])
-        if isinstance(snapshot, Reply):
-            return snapshot
-        recursive = query(path).get("recursive", ["false"])[0].lower() == "true"
-        return _json(repo_tree(snapshot, "/".join(tail[2:]), recursive))
+        return _api_tree(found, tail[1], "/".join(tail[2:]), path)
     return _error(404, None, f"no such API: {path}")
+
+
+def _api_info(repo: StubRepo, revision: str, path: str) -> Reply:
+    snapshot = _snapshot_or_error(repo, revision)
+    if isinstance(snapshot, Reply):
+        return snapshot
+    with_blobs = query(path).get("blobs", ["false"])[0].lower() == "true"
+    return _json(model_info(repo, snapshot, with_blobs))
+
+
+def _api_tree(repo: StubRepo, revision: str, prefix: str, path: str) -> Reply:
+    snapshot = _snapshot_or_error(repo, revision)
+    if isinstance(snapshot, Reply):
+        return snapshot
+    recursive = query(path).get("recursive", ["false"])[0].lower() == "true"
+    return _json(repo_tree(snapshot, prefix, recursive))
 
 
 def _resolve(stub: HubStub, repo_id: str, revision: str, file_path: str, auth: str | None) -> Reply:

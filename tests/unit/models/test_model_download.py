@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from hubstub.content import Tensor, write_safetensors
 from hubstub.fixtures import GATED, GGUF, LLAMA, HubModels
 from hubstub.server import HubStub
-
 from sparkrun.errors import HostError
 from sparkrun.models.check import check_cache
 from sparkrun.models.download import download_model

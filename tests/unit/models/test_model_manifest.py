@@ -7,9 +7,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from hubstub.fixtures import GGUF, LLAMA, HubModels
 from hubstub.server import HubStub
-
 from sparkrun.models.errors import ModelError, ModelNotCachedError, ModelNotFoundError
 from sparkrun.models.manifest import (
     ModelManifest,
@@ -132,7 +132,7 @@ def test_the_manifest_survives_a_json_round_trip(hub: HubStub, hub_models: HubMo
 
 
 def test_an_unknown_repo_is_one_clear_error(hub: HubStub, hub_models: HubModels) -> None:
-    with pytest.raises(ModelNotFoundError, match="test-org/nope: no such model on http://127.0.0.1") as err:
+    with pytest.raises(ModelNotFoundError, match=r"test-org/nope: no such model on http://127\.0\.0\.1") as err:
         resolve_manifest(ModelRequest("test-org/nope", "vllm-distributed"))
     assert "HF_TOKEN" in (err.value.hint or "")
 
