@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,9 +68,11 @@ def populate(hub_dir: Path) -> RepoCache:
     return cache
 
 
-def run_check_script(hub_dir: str, home: Path, *, verify: bool = False, fix: bool = False) -> CacheCheck:
+def run_check_script(
+    hub_dir: str, home: Path, *, verify: bool = False, fix: bool = False, path: str | None = None
+) -> CacheCheck:
     script = render_script("model_check", check_script_params(MANIFEST, hub_dir, verify=verify, fix_links=fix))
-    env = {**os.environ, "HOME": str(home)}
+    env = {**os.environ, "HOME": str(home), "PATH": path or os.environ["PATH"]}
     proc = subprocess.run(["bash", "-s"], input=script.text, capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     return parse_check_events(MANIFEST, parse_output(proc.stdout).events)
@@ -117,6 +120,19 @@ def test_the_script_agrees_with_python(tmp_path: Path) -> None:
 def test_the_script_expands_a_tilde_hub_dir_on_the_host(tmp_path: Path) -> None:
     populate(tmp_path / ".cache" / "huggingface" / "hub")
     assert states(run_check_script("~/.cache/huggingface/hub", tmp_path)) == EXPECTED
+
+
+def test_the_script_verifies_sha256_without_openssl(tmp_path: Path) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("stat", "sha256sum", "sha1sum", "cat", "mkdir", "dirname", "ln", "mv", "awk"):
+        found = shutil.which(tool)
+        assert found is not None
+        (tools / tool).symlink_to(found)
+    populate(tmp_path / "hub")
+    check = run_check_script(str(tmp_path / "hub"), tmp_path, verify=True, path=str(tools))
+    assert check == check_cache(tmp_path / "hub", MANIFEST, verify=True)
+    assert states(check)["changed.bin"] is FileState.CHECKSUM
 
 
 def test_the_script_verifies_git_blob_ids_of_small_files(tmp_path: Path) -> None:
