@@ -125,7 +125,7 @@ def test_the_script_expands_a_tilde_hub_dir_on_the_host(tmp_path: Path) -> None:
 def test_the_script_verifies_sha256_without_openssl(tmp_path: Path) -> None:
     tools = tmp_path / "bin"
     tools.mkdir()
-    for tool in ("stat", "sha256sum", "sha1sum", "cat", "mkdir", "dirname", "ln", "mv", "awk"):
+    for tool in ("bash", "stat", "sha256sum", "sha1sum", "cat", "mkdir", "dirname", "ln", "mv", "awk"):
         found = shutil.which(tool)
         assert found is not None
         (tools / tool).symlink_to(found)
