@@ -224,10 +224,7 @@ class _HubHandler(BaseHTTPRequestHandler):
         stub = self.server.stub
         auth = self.headers.get("Authorization")
         reply = with_range(route(stub, self.server.role, self.command, self.path, auth), self.headers.get("Range"))
-        if reply.stream is not None and reply.status in (200, 206):
-            self._send_stream(reply, head)
-        else:
-            self._send(reply, head)
+        # Recorded before the answer goes out, so a client that got its answer always finds the record.
         stub.stats.record(
             RequestRecord(
                 self.server.role,
@@ -240,6 +237,10 @@ class _HubHandler(BaseHTTPRequestHandler):
                 reply.file,
             )
         )
+        if reply.stream is not None and reply.status in (200, 206):
+            self._send_stream(reply, head)
+        else:
+            self._send(reply, head)
 
     def _send(self, reply: Reply, head: bool) -> None:
         self.send_response(reply.status)
@@ -281,12 +282,19 @@ class _HubHandler(BaseHTTPRequestHandler):
         with source.open("rb") as fh:
             offset = start
             while offset < stop:
-                sent = os.sendfile(sock.fileno(), fh.fileno(), offset, min(chunk, stop - offset))
+                want = min(chunk, stop - offset)
+                stub.stats.add_bytes(key[0], key[1], want)  # counted before the client can have them
+                try:
+                    sent = os.sendfile(sock.fileno(), fh.fileno(), offset, want)
+                except OSError:
+                    stub.stats.add_bytes(key[0], key[1], -want)
+                    raise
+                if sent < want:
+                    stub.stats.add_bytes(key[0], key[1], sent - want)
                 if sent == 0:
                     break
                 offset += sent
                 sent_total += sent
-                stub.stats.add_bytes(key[0], key[1], sent)
                 if rate:
                     ahead = sent_total / rate - (time.monotonic() - began)
                     if ahead > 0:

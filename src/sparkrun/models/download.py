@@ -58,12 +58,14 @@ class _Cancelled(Exception):
 
 
 def _progress_class(path: str, size: int, progress: ProgressCallback | None, cancel: threading.Event) -> type[Any]:
-    """A tqdm stand-in the library accepts as `tqdm_class`: forwards byte counts to `progress`, and stops the
-    download (the library then deletes its temporary file) once `cancel` is set."""
+    """A tqdm stand-in the library accepts as `tqdm_class` (plain HTTP and Xet downloads alike): forwards byte counts
+    to `progress`, prints nothing, and stops the download once `cancel` is set (the library then deletes its
+    temporary file). `update_transfer` makes the Xet reporter use this one object for both of its bars."""
 
     class _Progress:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self.done = int(kwargs.get("initial") or 0)
+            self.n = int(kwargs.get("initial") or 0)
+            self.total = kwargs.get("total")
 
         def __enter__(self) -> _Progress:
             return self
@@ -74,9 +76,21 @@ def _progress_class(path: str, size: int, progress: ProgressCallback | None, can
         def update(self, n: float | None = 1) -> None:
             if cancel.is_set():
                 raise _Cancelled(path)
-            self.done += int(n or 0)
+            self.n += int(n or 0)
             if progress is not None:
-                progress(path, self.done, size)
+                progress(path, self.n, size)
+
+        def update_transfer(self, n: float | None = 1) -> None:
+            if cancel.is_set():
+                raise _Cancelled(path)
+
+        def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        set_transfer_postfix_str = set_description = set_description_str = set_postfix_str
+
+        def refresh(self, *args: Any, **kwargs: Any) -> None:
+            pass
 
         def close(self) -> None:
             pass

@@ -260,3 +260,31 @@ def test_gguf_parts_land_in_their_subdirectory(hub: HubStub, hub_models: HubMode
     part = tmp_path / "models--test-org--tiny-llama-GGUF" / "snapshots" / manifest.commit / manifest.files[0].path
     assert os.readlink(part) == f"../../../blobs/{manifest.files[0].blob}"
     assert part.read_bytes() == hub_models.gguf[manifest.files[0].path].read_bytes()
+
+
+def test_the_progress_object_also_fits_the_libraries_xet_reporter() -> None:
+    # The real Hub serves most weights through Xet; its progress reporter drives `tqdm_class` differently.
+    import logging
+    import threading
+    from types import SimpleNamespace
+
+    from huggingface_hub.utils._xet_progress_reporting import XetDownloadProgressReporter
+
+    from sparkrun.models.download import _progress_class
+
+    seen: list[tuple[str, int, int]] = []
+    cls = _progress_class("w.safetensors", 100, lambda *a: seen.append(a), threading.Event())
+    with XetDownloadProgressReporter(
+        reconstruction_desc="w", total=100, log_level=logging.INFO, tqdm_class=cls
+    ) as reporter:
+        for done in (40, 100):
+            reporter.update_progress(
+                SimpleNamespace(
+                    total_bytes_completed=done,
+                    total_transfer_bytes_completed=done // 2,
+                    total_bytes_completion_rate=1.0,
+                    total_transfer_bytes_completion_rate=1.0,
+                    total_bytes=100,
+                )
+            )
+    assert seen == [("w.safetensors", 40, 100), ("w.safetensors", 100, 100)]
