@@ -24,7 +24,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,18 +164,24 @@ def _fetch_one(
 def _fetch_all(
     manifest: ModelManifest, hub_dir: Path, todo: tuple[str, ...], workers: int, progress: ProgressCallback | None
 ) -> None:
-    """Fetch `todo` in parallel. On the first failure, or Ctrl-C, the other downloads stop at their next chunk."""
+    """Fetch `todo` in parallel. On the first failure, or Ctrl-C, the other downloads stop at their next chunk; the
+    first real error (not a cancellation it caused) is raised."""
     cancel = threading.Event()
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="sparkrun-download")
+    first: BaseException | None = None
     try:
-        futures = [pool.submit(_fetch_one, manifest, hub_dir, p, progress, cancel) for p in todo]
-        for future in futures:
-            future.result()
+        for future in as_completed([pool.submit(_fetch_one, manifest, hub_dir, p, progress, cancel) for p in todo]):
+            error = future.exception()
+            if error is not None and not isinstance(error, _Cancelled) and first is None:
+                first = error
+                cancel.set()
     except BaseException:
         cancel.set()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    if first is not None:
+        raise first
 
 
 def download_model(

@@ -20,7 +20,7 @@ from hubstub.server import HubStub
 from sparkrun.errors import HostError
 from sparkrun.models.check import check_cache
 from sparkrun.models.download import download_model
-from sparkrun.models.errors import GatedModelError, ModelNotCachedError
+from sparkrun.models.errors import GatedModelError, ModelNotCachedError, ModelNotFoundError
 from sparkrun.models.manifest import ManifestFile, ModelManifest, ModelRequest, resolve_manifest
 
 SHARD1 = "model-00001-of-00002.safetensors"
@@ -288,3 +288,14 @@ def test_the_progress_object_also_fits_the_libraries_xet_reporter() -> None:
                 )
             )
     assert seen == [("w.safetensors", 40, 100), ("w.safetensors", 100, 100)]
+
+
+def test_a_failing_file_is_the_error_reported_not_the_downloads_it_cancelled(
+    hub: HubStub, hub_models: HubModels, tmp_path: Path
+) -> None:
+    manifest = llama_manifest()
+    bogus = ManifestFile("gone.safetensors", 10, "1" * 64, "1" * 64)
+    broken = ModelManifest(**{**manifest.__dict__, "files": (bogus, *manifest.files)})
+    with pytest.raises(ModelNotFoundError, match="a file is missing from revision"):
+        download_model(broken, tmp_path, max_workers=4)
+    assert not list(tmp_path.rglob("*.incomplete"))
