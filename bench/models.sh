@@ -49,7 +49,7 @@ import sys
 from pathlib import Path
 from sparkrun.models.check import check_script_params
 from sparkrun.models.manifest import ModelRequest, cached_manifest
-from sparkrun.orchestration.scripts import render_script
+from sparkrun.shell import render_script
 manifest = cached_manifest(ModelRequest("test-org/bench-llama", "vllm-distributed"))
 print(render_script("model_check", check_script_params(manifest, sys.argv[1], verify=True)).text)
 PYEOF

@@ -2,7 +2,7 @@
 
 - `check_cache(hub_dir, manifest)` here, on this machine's filesystem;
 - `shell/model_check.sh` on each host: `check_script_params(manifest, hub_dir)` gives its preamble values (render
-  with `orchestration.scripts.render_script("model_check", params)`), `parse_check_events(manifest, events)` reads
+  with `sparkrun.shell.render_script("model_check", params)`), `parse_check_events(manifest, events)` reads
   its `@sr model-file/model-ref` events back into the same `CacheCheck`.
 
 A file is `present` (complete by size, and by checksum when `verify`), `unlinked` (the blob is complete but the

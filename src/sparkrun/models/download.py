@@ -101,7 +101,7 @@ def _progress_class(path: str, size: int, progress: ProgressCallback | None, can
 def sweep_partial_downloads(hub_dir: Path, manifest: ModelManifest) -> int:
     """Remove `blobs/<etag>.*.incomplete` files of this manifest that no live download holds the lock of (a killed
     process leaves them, the library never reuses them). Returns the bytes freed."""
-    from filelock import FileLock, Timeout  # a huggingface_hub dependency; its downloads hold these locks
+    from filelock import FileLock, Timeout  # deferred: comes with huggingface_hub, needed only for a clean-up
 
     cache = RepoCache(Path(hub_dir).expanduser(), manifest.repo_id)
     freed = 0

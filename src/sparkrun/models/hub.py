@@ -61,7 +61,7 @@ def gated_error(repo_id: str) -> GatedModelError:
 
 
 def _library_error(exc: BaseException, repo_id: str, step: str, revision: str | None) -> Exception | None:
-    from huggingface_hub import errors as lib
+    from huggingface_hub import errors as lib  # deferred: heavy; only after a library call failed
 
     not_found_hint = None if token_present() else "check the name; a private repo needs `export HF_TOKEN=hf_...`"
     offline_hint = "unset HF_HUB_OFFLINE, or run with --offline to use only what is cached"
@@ -104,7 +104,7 @@ def _is_network_error(exc: BaseException) -> bool:
 
 def translate_hub_error(exc: BaseException, repo_id: str, step: str, revision: str | None = None) -> Exception:
     """The sparkrun error for a huggingface_hub / network / disk exception (or `exc` itself when it is none)."""
-    from huggingface_hub import errors as lib
+    from huggingface_hub import errors as lib  # deferred: heavy; only after a library call failed
 
     known = _library_error(exc, repo_id, step, revision)
     if known is not None:

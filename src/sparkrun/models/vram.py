@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from sparkrun.models.facts import ModelFacts
 from sparkrun.models.kv import kv_bytes_per_token_layer, layers_per_rank, sequence_kv_bytes
+from sparkrun.models.vram_table import render_table
 
 GIB: Final = 1024**3
 GB10_MEMORY_BYTES: Final = int(121.6 * GIB)
@@ -163,8 +164,6 @@ class VramEstimate:
         }
 
     def table(self) -> str:
-        from sparkrun.models.vram_table import render_table  # the text layout lives apart from the arithmetic
-
         return render_table(self)
 
 

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # model_check.sh: which files of a model manifest this host's Hugging Face cache already holds.
 # Inputs (preamble): HUB_DIR (the hub cache, e.g. ~/.cache/huggingface/hub), REPO_FOLDER (models--org--name),
 #   COMMIT, REF_NAME (branch/tag the recipe asked for; empty for a commit), VERIFY (1: checksum every complete file:

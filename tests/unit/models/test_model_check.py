@@ -15,8 +15,8 @@ import pytest
 from sparkrun.models.check import CacheCheck, FileState, check_cache, check_script_params, parse_check_events
 from sparkrun.models.layout import RepoCache, link_snapshot_file
 from sparkrun.models.manifest import ManifestFile, ModelManifest
-from sparkrun.orchestration.protocol import parse_output
-from sparkrun.orchestration.scripts import render_script
+from sparkrun.shell import render_script
+from sparkrun.transport.protocol import parse_output
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CONTENT = {
