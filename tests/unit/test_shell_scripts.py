@@ -144,7 +144,17 @@ def test_a_failed_docker_command_is_reported_by_dockers_own_error_line() -> None
         "Run 'docker run --help' for more information\n"
     )
     lib = (SHELL_DIR / "lib.sh").read_text()
-    for text, want in ((stderr, 'invalid argument "nofile=lots"'), (run_help, "docker: Error response")):
+    usage = (
+        'invalid argument "nofile=lots" for "--ulimit" flag\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n'
+    )
+    pulled = "Unable to find image 'x:1' locally\ndocker: Error response from daemon: pull access denied for x.\n"
+    cases = (
+        (stderr, 'invalid argument "nofile=lots"'),
+        (run_help, "docker: Error response"),
+        (usage, "invalid argument"),
+        (pulled, "docker: Error response from daemon: pull access denied"),
+    )
+    for text, want in cases:
         proc = run_bash(f"{lib}\nsr_docker_error {assignment('X', text).split('=', 1)[1]}")
         assert proc.stdout.startswith(want), proc.stdout
         assert "--help" not in proc.stdout

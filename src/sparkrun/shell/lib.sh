@@ -67,19 +67,21 @@ sr_elapsed() {  # sr_elapsed START
   awk -v a="$1" -v b="$(sr_now)" 'BEGIN { printf "%.1f", b - a }'
 }
 
-# sr_docker_error TEXT: the line of docker's stderr that says what went wrong. Docker ends many errors with
-# "Run 'docker run --help' for more information", which says nothing: prefer the "docker: ..." / "Error ..." line.
+# sr_docker_error TEXT: the line of docker's stderr that says what went wrong. Docker puts the error first and may
+# follow it with usage text ("See 'docker run --help'", "Usage: ...", "Run '... --help' for more information"),
+# which says nothing: prefer a "docker: ..." / "Error ..." / "invalid ..." / "unknown ..." line, else the first line.
 sr_docker_error() {
-  local line best="" last=""
+  local line first=""
   while IFS= read -r line; do
     [ -n "${line// /}" ] || continue
     case $line in
-      "Run '"*"--help' for more information"* | "See '"*"--help'"*) continue ;;
+      "Run '"*"--help'"* | "See '"*"--help'"* | "Usage:"*) continue ;;
+      docker:* | Error* | error* | invalid* | unknown*)
+        printf '%s' "$line"
+        return 0
+        ;;
     esac
-    last=$line
-    case $line in
-      docker:* | Error* | error*) [ -n "$best" ] || best=$line ;;
-    esac
+    [ -n "$first" ] || first=$line
   done <<<"$1"
-  printf '%s' "${best:-${last:-unknown docker error}}"
+  printf '%s' "${first:-unknown docker error}"
 }
