@@ -42,6 +42,7 @@ from sparkrun.jobs.identity import JOB_ID_RE
 from sparkrun.jobs.lookup import selection_for_job, selection_for_records, ssh_to_record
 from sparkrun.jobs.records import JobStore
 from sparkrun.launch.facts import HostFacts, parse_facts
+from sparkrun.launch.lease import Heartbeat, Lease, lease_events, lease_seconds, renewing
 from sparkrun.launch.planner import JobPlan, plan_job
 from sparkrun.launch.request import RecipeInput, launch_request, nodes_needed, resolve
 from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
@@ -82,6 +83,7 @@ class RunResult:
     served_models: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    lease: Heartbeat | None = field(default=None, repr=False)  # still renewing (`run(hold=True)`): `Session.release`
 
     @property
     def served_model(self) -> str:
@@ -197,7 +199,8 @@ class Session:
             job, _lr = self._resolve(given, target, dry_run=True, confirm=None)
         finally:
             self.emit = outer
-        plan = probe_plan(job).then(launch_plan(job, None, wait_ready=True))
+        lease = Lease(job.job, "dry-run", lease_seconds(self.config))
+        plan = probe_plan(job).then(launch_plan(job, None, wait_ready=True, lease=lease))
         return RunPlan(job, plan, tuple(warnings))
 
     def probe(self, job: JobPlan) -> dict[str, HostFacts]:
@@ -213,9 +216,12 @@ class Session:
         wait_ready: bool = True,
         keep_on_failure: bool = False,
         confirm: Callable[[str], bool] | None = None,
+        hold: bool = False,
     ) -> RunResult:
         """Probe, start the ranks group by group, wait until ready, record the job. On failure or interrupt the
-        job's containers are removed on every host before the error is raised (unless `keep_on_failure`)."""
+        job's containers are removed on every host before the error is raised (unless `keep_on_failure`); hosts
+        out of reach remove them when their launch lease runs out. `hold`: keep renewing the lease after the launch
+        instead of confirming it (`--foreground`: the job ends with this session; `release(result)` when done)."""
         first, lr = self._resolve(given, target, dry_run=False, confirm=confirm)
         hosts = list(first.topology.hosts)
         with self.store.pending(first.job, "launch", recipe=first.recipe_name, hosts=hosts):
@@ -227,21 +233,25 @@ class Session:
             if ensure and reusable(job, facts):
                 self.emit(Note(f"job {job.job} is already running: reusing it (--ensure)"))
                 return RunResult(job, reused=True, ready=True)
-            result = self._launch(job, facts, wait_ready=wait_ready, keep_on_failure=keep_on_failure)
+            result = self._launch(job, facts, wait_ready=wait_ready, keep_on_failure=keep_on_failure, hold=hold)
         if job.stop_after_post:
             self.emit(Note(f"stop_after_post: stopping job {job.job}"))
             stop_on_hosts(self.transport, job.hosts, job.job)
         return result
 
     def _launch(
-        self, job: JobPlan, facts: dict[str, HostFacts], *, wait_ready: bool, keep_on_failure: bool
+        self, job: JobPlan, facts: dict[str, HostFacts], *, wait_ready: bool, keep_on_failure: bool, hold: bool
     ) -> RunResult:
-        plan = launch_plan(job, facts, wait_ready=wait_ready)
+        # --no-rm keeps a failed launch's containers on purpose: no lease then.
+        lease = None if keep_on_failure else Lease.new(job.job, lease_seconds(self.config))
+        plan = launch_plan(job, facts, wait_ready=wait_ready, lease=lease, hold=hold)
         result = RunResult(job, notes=list(plan.notes))
         for note in plan.notes:
             self.emit(Note(note))
-        with _collecting(self.emit, result) as emit:
+        heartbeat = Heartbeat(self.transport, lease, on_lost=self.transport.terminate_all) if lease else None
+        with _collecting(self.emit, result, heartbeat) as emit, renewing(heartbeat, hold=hold):
             apply(plan, self.transport, emit=emit, error_for=launch_error, keep_on_failure=keep_on_failure)
+        result.lease = heartbeat if hold else None
         result.ready = wait_ready
         self._record(job, result)
         return result
@@ -272,6 +282,13 @@ class Session:
                 ],
             },
         )
+
+    def release(self, result: RunResult) -> None:
+        """Stop renewing a held lease (`run(hold=True)`); the job's hosts remove it when the lease runs out unless
+        it was stopped first."""
+        if result.lease is not None:
+            result.lease.stop()
+            result.lease = None
 
     # ---- status, logs, stop ------------------------------------------------------------------------------------
     def status(self, target: Target) -> StatusReport:
@@ -330,8 +347,9 @@ class Session:
 
 
 @contextmanager
-def _collecting(emit: Emit, result: RunResult) -> Iterator[Emit]:
-    """Pass events on, and keep what a run result reports: timings, the names the engine serves."""
+def _collecting(emit: Emit, result: RunResult, heartbeat: Heartbeat | None = None) -> Iterator[Emit]:
+    """Pass events on, and keep what a run result reports: timings, the names the engine serves. Arms the lease
+    heartbeat on each host whose lease started, and says how hosts the cleanup could not reach clean up."""
 
     def collect(event: Any) -> None:
         if isinstance(event, StepProgress) and event.step.script == "readiness":
@@ -347,5 +365,6 @@ def _collecting(emit: Emit, result: RunResult) -> Iterator[Emit]:
             key = f"start_{event.step.phase.replace(' ', '_')}"
             result.timings[key] = max(result.timings.get(key, 0.0), round(event.result.seconds, 3))
         emit(event)
+        lease_events(heartbeat, event, emit)
 
     yield collect

@@ -119,6 +119,9 @@ class Console:
             step = live[0]
             where = f"{step.host.address}:{step.values['PORT']}"
             self._progress = ProgressLine(f"waiting for {where}", enabled=not self.quiet)
+        elif event.phase in ("lease", "confirm"):  # the launch lease: routine, shown with -v
+            for step in live:
+                self.detail(step.summary)
         elif event.phase != "probe":
             self.info(live[0].summary if len(live) == 1 else f"{event.phase}: {len(live)} host(s)")
 

@@ -85,3 +85,6 @@ sr_docker_error() {
   done <<<"$1"
   printf '%s' "${first:-unknown docker error}"
 }
+
+# sr_lease_dir JOB: where this host keeps the launch lease of JOB (lease.sh, lease_watchdog.sh).
+sr_lease_dir() { printf '%s/.cache/sparkrun/lease/%s' "${HOME:-/tmp}" "$1"; }
