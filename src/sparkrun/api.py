@@ -42,7 +42,7 @@ from sparkrun.jobs.identity import JOB_ID_RE
 from sparkrun.jobs.lookup import selection_for_job, selection_for_records, ssh_to_record
 from sparkrun.jobs.records import JobStore
 from sparkrun.launch.facts import HostFacts, parse_facts
-from sparkrun.launch.lease import Heartbeat, Lease, lease_events, lease_seconds, renewing
+from sparkrun.launch.lease import Heartbeat, Lease, LeasedTransport, lease_events, lease_seconds, renewing
 from sparkrun.launch.planner import JobPlan, plan_job
 from sparkrun.launch.request import RecipeInput, launch_request, nodes_needed, resolve
 from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
@@ -249,8 +249,9 @@ class Session:
         for note in plan.notes:
             self.emit(Note(note))
         heartbeat = Heartbeat(self.transport, lease, on_lost=self.transport.terminate_all) if lease else None
+        transport = LeasedTransport(self.transport, heartbeat) if heartbeat else self.transport
         with _collecting(self.emit, result, heartbeat) as emit, renewing(heartbeat, hold=hold):
-            apply(plan, self.transport, emit=emit, error_for=launch_error, keep_on_failure=keep_on_failure)
+            apply(plan, transport, emit=emit, error_for=launch_error, keep_on_failure=keep_on_failure)
         result.lease = heartbeat if hold else None
         result.ready = wait_ready
         self._record(job, result)

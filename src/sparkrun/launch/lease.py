@@ -45,8 +45,8 @@ from sparkrun.errors import ConfigError, HostError
 from sparkrun.hosts import Host
 from sparkrun.launch.planner import JobPlan
 from sparkrun.shell import ParamValue, Script, render_script, script_text
-from sparkrun.transport.base import Result, Transport
-from sparkrun.transport.ssh import SSH_HINTS
+from sparkrun.transport.base import Channel, Direct, PipeResult, Result, Stream, Transport
+from sparkrun.transport.ssh import ssh_hint
 
 LEASE_ENV = "SPARKRUN_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 20
@@ -155,6 +155,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self.frozen = False
 
     def arm(self, host: Host) -> None:
         with self._lock:
@@ -177,18 +178,26 @@ class Heartbeat:
         while not self._stop.wait(self.lease.renew_every):
             self.record(beat, self.transport.run(beat.host, script, timeout=timeout))
             if self.lost() and self.on_lost is not None and not self._stop.is_set():
-                self.on_lost()
+                self.on_lost()  # the launch cannot succeed any more: end its running steps now
 
     def record(self, beat: HostBeat, result: Result) -> None:
-        """Take in one renewal's result."""
+        """Take in one renewal's result. A renewal cut short on this machine (the launch is being torn down) or a
+        failing `lease.sh` says nothing about the host, and changes nothing."""
+        if self.frozen:
+            return
         if result.ok:
             beat.state = (result.output.last("lease") or "missing").split(" ")[0]
             beat.error = ""
             if beat.state == "active":
                 beat.last_ok = self.clock()
-        else:
+        elif result.transport_error or result.timed_out is not None:
             beat.state = "unreachable"
             beat.error = result.failure()[1]
+
+    def freeze(self) -> None:
+        """Keep what is known now and stop renewing: the launch is being torn down (its undo revokes the leases)."""
+        self.frozen = True
+        self._stop.set()
 
     def silent_for(self, beat: HostBeat) -> float:
         return self.clock() - beat.last_ok
@@ -207,19 +216,24 @@ class Heartbeat:
         return lost + [b for b in self.beats.values() if b.state == "unreachable" and b not in lost]
 
     def explain(self, error: HostError) -> HostError:
-        """The error to report for a failed launch: the host the heartbeat lost, if any (the step that failed is
-        then a consequence, kept as detail), else `error` itself."""
-        troubled = [b for b in self.troubled() if b.host.address != error.host or error.step != "lease"]
+        """The error to report for a failed launch. When the heartbeat lost a host, that is the cause and the failed
+        step a consequence (kept as detail); when the failed step already names SSH trouble on a host the heartbeat
+        lost too, the error stays and says how that host cleans up."""
+        troubled = self.troubled()
         if not troubled:
             return error
-        beat = troubled[0]
-        cause = self.cause(beat)
-        hint = SSH_HINTS.get(beat.error) or (
+        cleanup = (
             f"nothing to clean up by hand: the host's lease watchdog removes the job's containers within "
             f"{self.lease.bound}s of the last renewal"
         )
+        same = next((b for b in troubled if b.host.address == error.host), None)
+        if same is not None and (same.state == "unreachable" or error.step == "lease"):
+            error.hint = f"{error.hint}; {cleanup}" if error.hint else cleanup
+            return error
+        beat = troubled[0]
+        hint = f"{ssh_hint(beat.error)}; {cleanup}" if beat.state == "unreachable" else cleanup
         detail = f"then: {error}" + (f"\n{error.detail}" if error.detail else "")
-        return HostError(beat.host.address, "lease", cause, hint=hint, detail=detail)
+        return HostError(beat.host.address, "lease", self.cause(beat), hint=hint, detail=detail)
 
     def cause(self, beat: HostBeat) -> str:
         silent = self.silent_for(beat)
@@ -235,6 +249,44 @@ class Heartbeat:
             "stopped": "the job was stopped on this host while it was starting (its lease was revoked)",
             "superseded": "another launch of the same job took over this host",
         }.get(beat.state, f"the launch lease is gone from this host ({beat.state})")
+
+
+class LeasedTransport:
+    """The transport a leased launch runs on: itself, except that tearing the launch down (`terminate_all`, which
+    the apply engine calls before its undo) first freezes the heartbeat, so the undo's own revocations are not
+    mistaken for a lost host."""
+
+    def __init__(self, transport: Transport, heartbeat: Heartbeat) -> None:
+        self.inner = transport
+        self.heartbeat = heartbeat
+        self.calls = transport.calls
+        self.max_parallel = getattr(transport, "max_parallel", 16)
+
+    def run(self, host: Host, script: Script, *, timeout: float | None = None) -> Result:
+        return self.inner.run(host, script, timeout=timeout)
+
+    def run_many(self, jobs: Sequence[tuple[Host, Script]], *, timeout: float | None = None) -> list[Result]:
+        return self.inner.run_many(jobs, timeout=timeout)
+
+    def stream(self, host: Host, script: Script, *, timeout: float | None = None) -> Stream:
+        return self.inner.stream(host, script, timeout=timeout)
+
+    def open(self, host: Host, script: Script, *, timeout: float | None = None) -> Channel:
+        return self.inner.open(host, script, timeout=timeout)
+
+    def pipe(
+        self,
+        source: tuple[Host, Script],
+        sink: tuple[Host, Script],
+        *,
+        direct: Direct | None = None,
+        timeout: float | None = None,
+    ) -> PipeResult:
+        return self.inner.pipe(source, sink, direct=direct, timeout=timeout)
+
+    def terminate_all(self) -> None:
+        self.heartbeat.freeze()
+        self.inner.terminate_all()
 
 
 @contextmanager

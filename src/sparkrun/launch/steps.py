@@ -23,7 +23,7 @@ from sparkrun.launch.planner import JobPlan, RankPlan
 from sparkrun.launch.readiness import api_key
 from sparkrun.shell import ParamValue, script_text
 from sparkrun.transport.base import Result
-from sparkrun.transport.ssh import SSH_HINTS
+from sparkrun.transport.ssh import ssh_hint
 
 LOG_LINES = 30
 PROBE_TIMEOUT_S = 60.0
@@ -36,7 +36,7 @@ def launch_error(step: Step, result: Result) -> HostError:
     """A failed launch step as one `host: step: cause` error, with the engine's log tail (or hook output)."""
     name, cause = result.failure()
     if result.transport_error:
-        return HostError(result.host, name, cause, hint=SSH_HINTS.get(cause))
+        return HostError(result.host, name, cause, hint=ssh_hint(cause))
     label = f"readiness {name}" if step.script == "readiness" else name
     detail = result.output.blocks.get("log")
     is_hook = name.startswith(HOOK_STEPS)

@@ -11,7 +11,7 @@
 # Plain bash + docker + coreutils (no lib.sh: this is not a rendered script); flock(1) when present.
 set -u
 dir=$1 job=$2 token=$3
-readonly SETTLE=5 GIVE_UP_AFTER=86400
+readonly SETTLE=${SPARKRUN_LEASE_SETTLE:-5} GIVE_UP_AFTER=86400 # (the variable: for tests)
 ttl=$(cat "$dir/ttl" 2>/dev/null || echo 20)
 
 log() { printf '%s watchdog[%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" "$*"; }
@@ -52,7 +52,7 @@ remove_containers() { # 0: none left; 1: removed some (look again); 2: dockerd u
   mapfile -t ids < <(docker ps -aq --filter "label=sparkrun.job=$job" 2>/dev/null; echo "rc=$?")
   [ "${ids[-1]}" = rc=0 ] || return 2
   unset 'ids[-1]'
-  [ "${#ids[@]}" -gt 0 ] || return 0
+  [ -n "${ids[*]}" ] || return 0
   docker rm -f "${ids[@]}" >/dev/null 2>&1
   log "removed ${#ids[@]} container(s) of job $job"
   return 1
