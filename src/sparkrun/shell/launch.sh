@@ -103,6 +103,7 @@ deadline=$(($(date +%s) + WAIT_TIMEOUT))
 while :; do
   state=$(sr_state "$CONTAINER")
   if [ "$state" != running ]; then
+    sr_docker_alive
     sr_log_tail "$CONTAINER" "$LOG_LINES"
     sr_fail start "the engine exited during start-up ($state)"
   fi

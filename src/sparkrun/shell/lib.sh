@@ -40,6 +40,12 @@ sr_require_docker() {
   fi
 }
 
+# sr_docker_alive: fail clearly when the docker daemon stopped answering in the middle of a step.
+sr_docker_alive() {
+  docker version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
+    sr_fail docker "the docker daemon stopped answering (was dockerd stopped or restarted?)"
+}
+
 # sr_log_tail CONTAINER LINES: the container's last log lines as block "log".
 sr_log_tail() {
   docker logs --tail "$2" "$1" 2>&1 | sr_block log

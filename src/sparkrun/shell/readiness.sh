@@ -28,6 +28,7 @@ alive_or_fail() {
   local state
   state=$(sr_state "$CONTAINER")
   if [ "$state" != running ]; then
+    sr_docker_alive
     sr_log_tail "$CONTAINER" "$LOG_LINES"
     sr_fail "$1" "the engine exited ($state)"
   fi
