@@ -182,7 +182,10 @@ class Sshd:
     argv: list[str] = field(default_factory=list)
 
     def kill(self) -> None:
-        self.argv = _daemon_argv(self.testbed, self.host, "/run/sshd.pid")
+        argv = _daemon_argv(self.testbed, self.host, "/run/sshd.pid")
+        if len(argv) == 1 and argv[0].startswith("sshd: "):  # OpenSSH >= 9.8 retitles its listener
+            argv = argv[0].removeprefix("sshd: ").split(" [listener]")[0].split()
+        self.argv = argv
         self.testbed.exec(self.host, "pkill -KILL -x sshd; rm -f /run/sshd.pid", check=False)
 
     def start(self) -> None:
