@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import IO
 
 from e2e.cli import IMAGE, sparkrun
 from testbed.harness import Testbed
@@ -103,20 +104,19 @@ class Run:
             stderr=subprocess.PIPE,
             text=True,
         )
-        self._out: list[str] = []
-        self._reader = threading.Thread(target=self._read_err, daemon=True)
-        self._reader.start()
-        self._out_reader = threading.Thread(target=self._read_out, daemon=True)
-        self._out_reader.start()
+        self.out_lines: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.out_lines), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
 
-    def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def _read_out(self) -> None:
-        assert self.proc.stdout is not None
-        self._out.append(self.proc.stdout.read())
+    @staticmethod
+    def _read(stream: IO[str] | None, into: list[str]) -> None:
+        assert stream is not None
+        for line in stream:
+            into.append(line.rstrip("\n"))
 
     @property
     def stderr(self) -> str:
@@ -124,14 +124,18 @@ class Run:
 
     @property
     def stdout(self) -> str:
-        return "".join(self._out)
+        return "\n".join(self.out_lines)
+
+    def _said(self, text: str) -> bool:
+        return any(text in line for line in self.lines) or any(text in line for line in self.out_lines)
 
     def wait_for(self, text: str, timeout: float = 90) -> None:
+        """Until `text` appears in the output (stderr or stdout)."""
         try:
-            wait_until(lambda: any(text in line for line in self.lines) or self.proc.poll() is not None, timeout, text)
+            wait_until(lambda: self._said(text) or self.proc.poll() is not None, timeout, text)
         except AssertionError:
             raise AssertionError(f"no {text!r} from sparkrun run within {timeout}s:\n{self.stderr}") from None
-        if not any(text in line for line in self.lines):
+        if not self._said(text):
             self.finish(10)
             raise AssertionError(f"sparkrun run ended (exit {self.proc.returncode}) before {text!r}:\n{self.stderr}")
 
@@ -140,8 +144,8 @@ class Run:
 
     def finish(self, timeout: float = 120) -> int:
         code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5)
-        self._out_reader.join(timeout=5)
+        for reader in self._readers:
+            reader.join(timeout=5)
         return code
 
 
