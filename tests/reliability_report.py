@@ -145,11 +145,15 @@ def _summary(cases: list[dict[str, Any]]) -> list[str]:
     def total(key: str) -> int:
         return sum(int(c.get(key) or 0) for c in cases)
 
-    bounds = [c for c in cases if c.get("suite") in ("lease", "faults") and c.get("seconds") is not None]
+    by_term: dict[int, list[float]] = {}
+    for c in cases:
+        if c.get("suite") in ("lease", "faults") and c.get("seconds") is not None and c.get("lease_seconds"):
+            by_term.setdefault(int(c["lease_seconds"]), []).append(float(c["seconds"]))
     bound_lines = [
-        f"{c['seconds']:.1f} s with a {c['lease_seconds']} s lease ({c['name']})"
-        for c in bounds
-        if c.get("lease_seconds")
+        f"{term} s lease: {min(v):.1f}–{max(v):.1f} s over {len(v)} case(s)"
+        if len(v) > 1
+        else f"{term} s lease: {v[0]:.1f} s"
+        for term, v in sorted(by_term.items(), reverse=True)
     ]
     failed = [c for c in cases if not c.get("passed")]
     return [

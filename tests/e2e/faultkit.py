@@ -215,6 +215,13 @@ class Dockerd:
             "dockerd stopped",
         )
 
+    def freeze(self) -> None:
+        """SIGSTOP: the daemon hangs (every docker command waits), like a host under heavy swap."""
+        self.testbed.exec(self.host, "kill -STOP $(cat /run/dockerd.pid)")
+
+    def thaw(self) -> None:
+        self.testbed.exec(self.host, "kill -CONT $(cat /run/dockerd.pid)", check=False)
+
     def start(self) -> None:
         log = "/dev/null"
         _restart_in_host(self.testbed, self.host, self.argv, log)

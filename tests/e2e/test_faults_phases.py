@@ -93,6 +93,46 @@ def test_hosts_down_sshd_dead_or_dockerd_stopped_before_the_start(
     assert left_everywhere(testbed) == 0
 
 
+def test_faults_in_the_middle_of_the_probe(env: dict[str, str], testbed: Testbed, reliability: CaseLog) -> None:
+    """The probe hangs on a frozen dockerd; then the link is cut, or the CLI is killed or interrupted."""
+    h1, h2, h3 = testbed.hosts[:3]
+    daemons = [Dockerd(testbed, h) for h in (h1, h2, h3)]
+    for d in daemons:
+        d.freeze()
+    try:
+        runs = {name: Run(env, solo_args(host)) for name, host in (("link", h1), ("sigkill", h2), ("sigint", h3))}
+        time.sleep(3)  # the probes have connected and wait for `docker version`
+        testbed.link(h1, up=False)
+        runs["sigkill"].signal(SIGKILL)
+        runs["sigint"].signal(SIGINT)
+        codes = {name: run.finish(90) for name, run in runs.items()}
+    finally:
+        testbed.link(h1, up=True)
+        for d in daemons:
+            d.thaw()
+    cases = {
+        "link": (h1, "link cut during the probe", "exit 4 naming the host, the probe step and the lost connection"),
+        "sigkill": (h2, "SIGKILL during the probe", "nothing was started: nothing to remove"),
+        "sigint": (h3, "Ctrl-C during the probe", "exit 130; nothing was started"),
+    }
+    for name, (host, title, checked) in cases.items():
+        reliability.case(
+            title,
+            suite="faults",
+            phase="probe",
+            fault=f"{name} while the probe waits on a frozen dockerd ({host})",
+            checked=checked,
+            exit_code=codes[name],
+            cause=error_line(runs[name].stderr),
+            containers_left=len(job_containers(testbed, host)),
+            tracebacks=tracebacks(runs[name].stderr),
+        )
+    line = error_line(runs["link"].stderr)
+    assert codes["link"] == 4 and line.startswith(f"error: {h1}: probe: SSH connection lost"), runs["link"].stderr
+    assert codes["sigkill"] == -SIGKILL and codes["sigint"] == 130
+    assert left_everywhere(testbed) == 0
+
+
 def test_faults_while_a_foreground_run_follows_the_logs(
     env: dict[str, str], testbed: Testbed, reliability: CaseLog
 ) -> None:
@@ -159,13 +199,13 @@ def test_a_full_disk_during_a_copy_into_the_container_fails_cleanly(
         suite="faults",
         phase="start: head (copy)",
         fault="the copy's target filesystem is a 256 KiB tmpfs; the mod is 2 MiB",
-        checked="exit 4 or 5 naming the host, the copy step and 'no space left'; the job removed",
+        checked="exit 4 naming the host, the copy step and the full disk; the job removed",
         exit_code=r.returncode,
         cause=line,
         containers_left=len(job_containers(testbed, host)),
         tracebacks=tracebacks(r.stderr),
     )
-    assert r.returncode in (4, 5), r.stderr
+    assert r.returncode == 4, r.stderr
     assert line.startswith(f"error: {host}: copy: ") and "no space left" in line.lower(), r.stderr
     assert left_everywhere(testbed) == 0
 

@@ -39,6 +39,8 @@ def launch_error(step: Step, result: Result) -> HostError:
         return HostError(result.host, name, cause, hint=ssh_hint(cause))
     label = f"readiness {name}" if step.script == "readiness" else name
     detail = result.output.blocks.get("log")
+    if "no space left on device" in cause.lower():  # the host's disk, whichever step noticed it
+        return HostError(result.host, label, cause, detail=detail, hint=f"free disk space on {result.host}")
     is_hook = name.startswith(HOOK_STEPS)
     cls = WorkloadError if name in ENGINE_STEPS or is_hook else HostError
     hint = None
