@@ -42,6 +42,7 @@ from sparkrun.jobs.identity import JOB_ID_RE
 from sparkrun.jobs.lookup import selection_for_job, selection_for_records, ssh_to_record
 from sparkrun.jobs.records import JobStore
 from sparkrun.launch.facts import HostFacts, parse_facts
+from sparkrun.launch.guard import check_job
 from sparkrun.launch.lease import Heartbeat, Lease, LeasedTransport, lease_events, lease_seconds, renewing
 from sparkrun.launch.planner import JobPlan, plan_job
 from sparkrun.launch.request import RecipeInput, launch_request, nodes_needed, resolve
@@ -182,7 +183,7 @@ class Session:
         else:
             selection = self.select(target)
         lr = launch_request(resolved, selection, given)
-        return plan_job(lr), lr
+        return check_job(plan_job(lr), lr.extra_labels), lr
 
     def plan_run(self, given: RecipeInput, target: Target) -> RunPlan:
         """The dry-run: everything `run` would do, without a connection, deterministic."""
@@ -226,7 +227,7 @@ class Session:
         hosts = list(first.topology.hosts)
         with self.store.pending(first.job, "launch", recipe=first.recipe_name, hosts=hosts):
             facts = self.probe(first)
-            job = plan_job(lr, facts)
+            job = check_job(plan_job(lr, facts))
             errors = check_facts(job, facts, wait_ready=wait_ready)
             if errors:
                 raise combine(errors)

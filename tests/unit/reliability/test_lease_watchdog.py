@@ -123,10 +123,10 @@ def test_a_renewed_lease_keeps_the_job_and_an_abandoned_one_loses_it_within_its_
         assert renewed.output.last("lease") is not None and renewed.output.last("lease").startswith("active")
     assert host.containers() == ["sparkrun_x_solo"]
     # The control machine goes silent: within the term + the watchdog's poll, the job is gone.
-    took = wait_for(lambda: not host.containers(), 2 + 1 + 1.5, "containers removed")
+    took = wait_for(lambda: not host.containers(), 2 + 1 + 5, "containers removed")  # the term, a poll, slack
     assert took >= 1.0  # not before the term (the last renewal was at most ~1 s ago)
     assert host.state() == "expired"
-    wait_for(lambda: not alive(watchdog), 5, "the watchdog exits after its sweep")
+    wait_for(lambda: not alive(watchdog), 15, "the watchdog exits after its sweep")
     assert "lease expired (no renewal for" in host.log()
     assert host.lease("renew", "t1").output.last("lease").startswith("expired")
     confirm = host.lease("confirm", "t1")
@@ -139,7 +139,7 @@ def test_a_confirmed_lease_keeps_the_job_and_its_watchdog_stands_down(host: Fake
     watchdog = host.watchdog_pid()
     confirmed = host.lease("confirm", "t1")
     assert confirmed.ok and confirmed.output.last("lease").startswith("confirmed")
-    wait_for(lambda: not alive(watchdog), 3, "the watchdog exits once confirmed")
+    wait_for(lambda: not alive(watchdog), 10, "the watchdog exits once confirmed")
     time.sleep(2.5)  # past the term
     assert host.containers() == ["sparkrun_x_solo"]
 
@@ -152,9 +152,9 @@ def test_a_stop_revokes_the_lease_and_the_watchdog_ends_the_launch_still_running
     (host.lease_dir() / "launch").write_text(f"{launch.pid} {start_time}\n")
     host.add(JOB, "sparkrun_x_solo")
     assert host.stop().ok
-    assert launch.wait(timeout=5) == -signal.SIGTERM
+    assert launch.wait(timeout=15) == -signal.SIGTERM
     assert host.containers() == []
-    wait_for(lambda: host.state() == "stopped", 5, "the watchdog marks the lease stopped")
+    wait_for(lambda: host.state() == "stopped", 15, "the watchdog marks the lease stopped")
     assert "the job was stopped" in host.log()
 
 
@@ -163,7 +163,7 @@ def test_a_newer_launch_of_the_job_takes_over_without_the_old_watchdog_touching_
     old_watchdog = host.watchdog_pid()
     assert host.lease("start", "new").ok
     host.add(JOB, "sparkrun_x_solo")
-    wait_for(lambda: not alive(old_watchdog), 3, "the old watchdog stands down")
+    wait_for(lambda: not alive(old_watchdog), 10, "the old watchdog stands down")
     assert "took over" in host.log()
     assert host.lease("renew", "old").output.last("lease").startswith("superseded")
     assert host.lease("renew", "new").output.last("lease").startswith("active")
@@ -181,7 +181,7 @@ def test_the_watchdog_waits_out_a_dead_docker_daemon_and_then_removes_the_job(ho
     time.sleep(4)  # the lease expires while the daemon is down
     assert host.state() == "expired" and host.containers() == ["sparkrun_x_solo"]
     (host.docker_dir / "down").unlink()
-    wait_for(lambda: not host.containers(), 3, "removed once the daemon answers")
+    wait_for(lambda: not host.containers(), 10, "removed once the daemon answers")
     assert "does not answer" in host.log()
 
 
@@ -221,10 +221,10 @@ def test_a_launch_stuck_in_a_pull_is_ended_by_the_watchdog_when_its_lease_is_rev
     results: list[Result] = []
     launch = threading.Thread(target=lambda: results.append(host.transport.run(HERE, script, timeout=120)))
     launch.start()
-    wait_for((host.lease_dir() / "launch").exists, 5, "the launch registers its process group")
-    wait_for(lambda: "pull" in (host.docker_dir / "calls").read_text(), 5, "the launch is pulling")
+    wait_for((host.lease_dir() / "launch").exists, 20, "the launch registers its process group")
+    wait_for(lambda: "pull" in (host.docker_dir / "calls").read_text(), 20, "the launch is pulling")
     assert host.stop().ok
-    launch.join(timeout=5)
+    launch.join(timeout=20)
     assert not launch.is_alive() and not results[0].ok
     calls = (host.docker_dir / "calls").read_text().splitlines()
     assert not any(c.startswith("run") for c in calls)
