@@ -301,7 +301,7 @@ def resolve_hosts(
     if hosts:
         addresses, source = parse_host_list(hosts, where="--hosts"), "--hosts"
     elif hosts_file:
-        addresses, source = read_hosts_file(Path(hosts_file).expanduser()), f"--hosts-file {hosts_file}"
+        addresses, source = read_hosts_file(hosts_file), f"--hosts-file {hosts_file}"
     elif named is not None:
         addresses, source = named.hosts, f"cluster {named.name}"
     else:

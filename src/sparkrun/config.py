@@ -23,10 +23,10 @@ from sparkrun.errors import ConfigError
 def _xdg(env_override: str, xdg_var: str, fallback: str) -> Path:
     explicit = os.environ.get(env_override)
     if explicit:
-        return Path(explicit).expanduser()
+        return Path(os.path.expanduser(explicit))
     base = os.environ.get(xdg_var)
     if base:
-        return Path(base).expanduser() / "sparkrun"
+        return Path(os.path.expanduser(base)) / "sparkrun"
     return Path.home() / fallback / "sparkrun"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -47,7 +46,7 @@ def _hosts_from(hosts: str | None, hosts_file: str | None) -> tuple[str, ...] | 
     if hosts:
         return parse_host_list(hosts, where="--hosts")
     if hosts_file:
-        return read_hosts_file(Path(hosts_file).expanduser())
+        return read_hosts_file(hosts_file)
     return None
 
 

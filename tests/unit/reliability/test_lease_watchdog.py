@@ -28,6 +28,7 @@ from sparkrun.transport.local import LocalTransport
 
 HERE = Host("localhost", local=True)
 JOB = "0123456789ab"
+TERM = 3  # seconds
 FAKE_DOCKER = Path(__file__).with_name("fake_docker.py")
 
 
@@ -58,7 +59,7 @@ class FakeHost:
     def lease(self, action: str, token: str, job: str = JOB, **extra: ParamValue) -> Result:
         values: dict[str, ParamValue] = {"ACTION": action, "JOB_ID": job, "LEASE_TOKEN": token}
         if action == "start":
-            values.update({"LEASE_SECONDS": "2", "PORTS": ["8000"], "RECIPE": "qwen", "WATCHDOG": ""})
+            values.update({"LEASE_SECONDS": str(TERM), "PORTS": ["8000"], "RECIPE": "qwen", "WATCHDOG": ""})
             values["WATCHDOG"] = script_text("lease_watchdog.sh")
         values.update(extra)
         return self.transport.run(HERE, render_script("lease", values), timeout=30)
@@ -117,14 +118,14 @@ def test_a_renewed_lease_keeps_the_job_and_an_abandoned_one_loses_it_within_its_
     assert host.lease("start", "t1").ok
     watchdog = host.watchdog_pid()
     assert alive(watchdog)
-    for _ in range(5):  # 5 s of renewals, more than twice the 2 s term
+    for _ in range(5):  # 5 s of renewals, longer than the term
         time.sleep(1)
         renewed = host.lease("renew", "t1")
         assert renewed.output.last("lease") is not None and renewed.output.last("lease").startswith("active")
     assert host.containers() == ["sparkrun_x_solo"]
     # The control machine goes silent: within the term + the watchdog's poll, the job is gone.
-    took = wait_for(lambda: not host.containers(), 2 + 1 + 5, "containers removed")  # the term, a poll, slack
-    assert took >= 1.0  # not before the term (the last renewal was at most ~1 s ago)
+    took = wait_for(lambda: not host.containers(), TERM + 1 + 5, "containers removed")  # the term, a poll, slack
+    assert took >= TERM - 1.5  # not before the term (the last renewal was at most ~1 s ago)
     assert host.state() == "expired"
     wait_for(lambda: not alive(watchdog), 15, "the watchdog exits after its sweep")
     assert "lease expired (no renewal for" in host.log()
@@ -140,7 +141,7 @@ def test_a_confirmed_lease_keeps_the_job_and_its_watchdog_stands_down(host: Fake
     confirmed = host.lease("confirm", "t1")
     assert confirmed.ok and confirmed.output.last("lease").startswith("confirmed")
     wait_for(lambda: not alive(watchdog), 10, "the watchdog exits once confirmed")
-    time.sleep(2.5)  # past the term
+    time.sleep(TERM + 1)  # past the term
     assert host.containers() == ["sparkrun_x_solo"]
 
 
@@ -178,7 +179,7 @@ def test_the_watchdog_waits_out_a_dead_docker_daemon_and_then_removes_the_job(ho
     (host.docker_dir / "down").unlink()
     assert host.lease("start", "t1").ok
     (host.docker_dir / "down").touch()
-    time.sleep(4)  # the lease expires while the daemon is down
+    time.sleep(TERM + 2)  # the lease expires while the daemon is down
     assert host.state() == "expired" and host.containers() == ["sparkrun_x_solo"]
     (host.docker_dir / "down").unlink()
     wait_for(lambda: not host.containers(), 10, "removed once the daemon answers")
