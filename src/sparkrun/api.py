@@ -360,8 +360,9 @@ def _collecting(emit: Emit, result: RunResult, heartbeat: Heartbeat | None = Non
                 result.timings[f"ready_{name}"] = float(secs or 0)
             elif event.key == "models":
                 result.served_models = [m for m in event.value.split(",") if m]
-            elif event.key == "served" and event.value in result.served_models:
-                result.served_models.remove(event.value)
+            elif event.key == "served":  # the name readiness used first (listed oddly when JSON-escaped)
+                if event.value in result.served_models:
+                    result.served_models.remove(event.value)
                 result.served_models.insert(0, event.value)
         elif isinstance(event, StepFinished) and event.result is not None and event.step.script == "launch":
             key = f"start_{event.step.phase.replace(' ', '_')}"

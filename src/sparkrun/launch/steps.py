@@ -8,6 +8,7 @@ runs out (`launch/lease.py`).
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping, Sequence
 
@@ -173,6 +174,11 @@ def _launch_step(
     )
 
 
+def _json_forms(text: str) -> list[str]:
+    """`text` as a JSON string, as servers may write it: with \\u escapes (Python's default) and without."""
+    return sorted({json.dumps(text), json.dumps(text, ensure_ascii=False)})
+
+
 def readiness_step(job: JobPlan) -> Step:
     api = job.api_rank
     r = job.readiness
@@ -186,6 +192,9 @@ def readiness_step(job: JobPlan) -> Step:
         "INFERENCE": r.inference,
         "INFERENCE_TIMEOUT": str(r.inference_timeout),
         "MODEL": job.served_model_name,
+        "MODEL_JSON": _json_forms(job.served_model_name),
+            {json.dumps(name, ensure_ascii=ascii) for name in [job.served_model_name] for ascii in (1, 0)}
+        ),
         "PROMPT": r.prompt,
         "KEY_BYTES": str(len(key.encode())) if key else "0",
         "LOG_LINES": str(LOG_LINES),
