@@ -193,8 +193,6 @@ def readiness_step(job: JobPlan) -> Step:
         "INFERENCE_TIMEOUT": str(r.inference_timeout),
         "MODEL": job.served_model_name,
         "MODEL_JSON": _json_forms(job.served_model_name),
-            {json.dumps(name, ensure_ascii=ascii) for name in [job.served_model_name] for ascii in (1, 0)}
-        ),
         "PROMPT": r.prompt,
         "KEY_BYTES": str(len(key.encode())) if key else "0",
         "LOG_LINES": str(LOG_LINES),
