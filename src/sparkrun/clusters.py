@@ -77,8 +77,12 @@ def _ssh_from(data: Any, where: str) -> SshSettings:
     try:
         port_i = int(port) if port is not None else None
         timeout_f = float(timeout) if timeout is not None else None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"{where}: ssh.port and ssh.connect_timeout must be numbers") from exc
+    if port_i is not None and not 0 < port_i < 65536:
+        raise ConfigError(f"{where}: ssh.port: expected 1-65535, got {port_i}")
+    if timeout_f is not None and not 0 < timeout_f < 86400:  # also refuses nan and inf
+        raise ConfigError(f"{where}: ssh.connect_timeout: expected seconds (0-86400), got {timeout}")
     identity = data.get("identity_file")
     return SshSettings(
         user=str(data["user"]) if data.get("user") else None,
@@ -287,7 +291,10 @@ def resolve_hosts(
 ) -> HostSelection:
     """Which hosts to act on, with their SSH and container settings. Pure except for reading config files."""
     config_ssh = _ssh_from(user_config.get("ssh"), str(user_config.path))
-    base = Cluster(name="", hosts=(), ssh=config_ssh, hf_cache=user_config.get("hf_cache"))
+    config_cache = user_config.get("hf_cache")
+    if config_cache is not None and not isinstance(config_cache, str):
+        raise ConfigError(f"{user_config.path}: hf_cache: expected a path, got {type(config_cache).__name__}")
+    base = Cluster(name="", hosts=(), ssh=config_ssh, hf_cache=config_cache)
     named: Cluster | None = None
     if cluster:
         named = load_cluster(cluster)

@@ -85,6 +85,8 @@ def load_yaml_mapping(path: Path, *, what: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from exc
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML in {what}: nested too deeply", hint="flatten the file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -94,7 +96,28 @@ def load_yaml_mapping(path: Path, *, what: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: {what} must be a mapping, got {type(data).__name__}")
+    if _contains_itself(data):
+        raise ConfigError(f"{path}: invalid YAML in {what}: an alias refers to a value that contains it")
     return data
+
+
+def _contains_itself(root: Any) -> bool:
+    """True when YAML aliases made a value contain itself (iterative, so any depth)."""
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            continue
+        if not isinstance(node, dict | list):
+            continue
+        if id(node) in on_path:
+            return True
+        on_path.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in (node.values() if isinstance(node, dict) else node))
+    return False
 
 
 def load_user_config() -> UserConfig:

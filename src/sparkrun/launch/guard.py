@@ -143,9 +143,11 @@ def check_job(job: JobPlan, extra_labels: Iterable[str] = ()) -> JobPlan:
     """Refuse a planned job whose values cannot reach its hosts literally (see the module doc); returns it."""
     check_labels(extra_labels)
     check_image("image", job.image)
-    check_printable("model", job.model)
+    check_printable(f"{job.recipe_source}: model", job.model)
     check_printable("served model name", job.served_model_name)
-    check_printable("readiness prompt", job.readiness.prompt.replace("\n", " ").replace("\t", " "))
+    check_printable(
+        f"{job.recipe_source}: readiness.prompt", job.readiness.prompt.replace("\n", " ").replace("\t", " ")
+    )
     check_text("Hugging Face cache path", job.hf_cache)
     for rank in job.ranks:
         check_host(rank.host)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from reliability_report import CaseLog
 from sparkrun.cli import main
 
-EXAMPLES = 60
+EXAMPLES = 150
 RECIPE_KEYS = [
     "model",
     "runtime",
@@ -90,7 +90,7 @@ def raw_texts() -> st.SearchStrategy[bytes]:
                 b"[" * 5000 + b"]" * 5000,
                 b"{a: " * 3000 + b"1" + b"}" * 3000,
                 b"- " * 3000 + b"x\n",
-                b"model: " + b"x" * 2_000_000 + b"\n",
+                b"<HUGE>",  # replaced in the test (a 2 MB value), so a failure does not print it
                 b"!!python/object/apply:os.system ['touch /tmp/yaml-canary']\n",
                 b"%YAML 9.9\n---\na: 1\n",
                 b"---\na: 1\n---\nb: 2\n",
@@ -105,10 +105,10 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
 
 
-@dataclass
 class Cli:
-    capsys: pytest.CaptureFixture[str]
-    outcome: Outcome = field(default_factory=Outcome)
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+        self.outcome = Outcome()
 
     def __repr__(self) -> str:
         return "Cli(...)"
@@ -192,7 +192,7 @@ def test_generated_recipes(cli: Cli, tmp_path: Path, doc: Any) -> None:
         ("show", str(path)),
         ("recipe", "validate", str(path)),
     ):
-        code, line = cli(*args)
+        _code, line = cli(*args)
         if line and "generated.yaml" not in line:
             # errors about values (not the file) name the key or the option instead
             assert ":" in line.removeprefix("error: "), line
@@ -202,10 +202,10 @@ def test_generated_recipes(cli: Cli, tmp_path: Path, doc: Any) -> None:
 @given(raw=raw_texts())
 def test_unreadable_recipe_files(cli: Cli, tmp_path: Path, raw: bytes) -> None:
     path = tmp_path / "broken.yaml"
-    path.write_bytes(raw)
+    path.write_bytes(b"model: " + b"x" * 2_000_000 + b"\n" if raw == b"<HUGE>" else raw)
     for args in (("run", str(path), "--dry-run", "-H", "10.0.0.1"), ("recipe", "validate", str(path))):
-        code, line = cli(*args)
-        if code == 3:
+        _code, line = cli(*args)
+        if line:
             assert "broken.yaml" in line, line
     assert not Path("/tmp/yaml-canary").exists()
 
