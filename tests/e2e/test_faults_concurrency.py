@@ -73,7 +73,7 @@ def test_a_second_run_on_a_busy_host_and_port_is_refused_naming_the_job(
     assert other.returncode == 4 and f"port 8000 is taken by job {first['job']}" in running_line, other.stderr
     assert f"sparkrun stop {first['job']}" in other.stderr  # the hint
     assert again["reused"] is True and again["job"] == first["job"]
-    assert late.returncode == 4 and f"port 8000 is taken by job {starting_job}" in starting_line, late.stderr
+    assert late.returncode == 4 and f"port 8000 is taken by job {starting_job} (held-start, starting)" in starting_line
     assert starting.finish(120) == 0, starting.stderr
     assert [c["labels"]["sparkrun.job"] for c in testbed.containers(h2)] == [starting_job]
 

@@ -51,10 +51,12 @@ HOLDING_STATES = {"running", "created", "restarting", "paused"}
 
 def _port_holders(out: Output) -> dict[int, str]:
     holders: dict[int, str] = {}
+    launching = set(out.all("lease"))
     for item in out.all("job"):
         job, port, state, role, *recipe = item.split(" ")
         if port.isdigit() and role in {"head", "solo"} and state in HOLDING_STATES:
-            holders.setdefault(int(port), f"{job} ({' '.join(recipe) or '?'}, {state})")
+            shown = "starting" if job in launching else state
+            holders.setdefault(int(port), f"{job} ({' '.join(recipe) or '?'}, {shown})")
     return holders
 
 

@@ -5,7 +5,7 @@
 #   IB_DETECT (text of ib_detect.sh to run here for the NCCL/UCX/GLOO env of multi-node containers; empty: skip),
 #   HEAD_ADDRESS (the head's address, name or IP, for ib_detect)
 # Events: docker, image, port, gpu, disk, home, addr, arch, curl, container NAME STATE,
-#   job JOB PORT STATE ROLE RECIPE (other jobs' containers), ib_env KEY=VALUE, ib_error
+#   job JOB PORT STATE ROLE RECIPE (other jobs' containers), lease JOB (launching here), ib_env KEY=VALUE, ib_error
 # shellcheck disable=SC2154  # inputs come from the preamble
 
 sr_emit arch "$(uname -m)"
@@ -69,6 +69,11 @@ fi
 for image in "${IMAGES[@]}"; do
   id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
   sr_emit image "$image ${id:--}"
+done
+
+# Jobs whose launch is still in progress here (an active launch lease, see lease.sh).
+for lease in "$(sr_lease_dir "")"*/; do
+  [ "$(cat "${lease}state" 2>/dev/null)" != active ] || sr_emit lease "$(basename "$lease")"
 done
 
 # This job's containers (replaced or reused), and the ports other jobs' API containers here hold (named on a clash).
