@@ -91,13 +91,14 @@ class Run:
 
     env: dict[str, str]
     args: tuple[str, ...]
+    verbose: tuple[str, ...] = ()  # options before `run` (-v, -vv)
     proc: subprocess.Popen[str] = field(init=False)
     lines: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sparkrun", "run", *self.args],
+            [sys.executable, "-m", "sparkrun", *self.verbose, "run", *self.args],
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
