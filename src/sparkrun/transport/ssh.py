@@ -72,7 +72,8 @@ def ssh_hint(cause: str) -> str:
     """The hint for a cause from `classify_ssh_error` (or a transport's other failures): always one."""
     if cause.startswith("cannot run ssh"):
         return "install the OpenSSH client (ssh) on this machine"
-    return SSH_HINTS.get(cause, GENERIC_HINT)
+    base = cause.split(" (from ", 1)[0].split(": ssh ended", 1)[0]  # host to host; no message from ssh
+    return SSH_HINTS.get(base, GENERIC_HINT)
 
 
 def classify_ssh_error(stderr: str) -> str:
