@@ -21,6 +21,11 @@ install_helpers() {
     install -m 755 "$TB_SRC/$f" "$TB_STATE/bin/$f.new"
     mv -f "$TB_STATE/bin/$f.new" "$TB_STATE/bin/$f"
   done
+  mkdir -p "$TB_STATE/bin/hostbin"
+  for f in "$TB_SRC"/hostbin/*; do
+    install -m 755 "$f" "$TB_STATE/bin/hostbin/${f##*/}.new"
+    mv -f "$TB_STATE/bin/hostbin/${f##*/}.new" "$TB_STATE/bin/hostbin/${f##*/}"
+  done
   mkdir -p "$TB_STATE/bin/testbed/lib"
   for f in "$TB_SRC"/lib/*.sh; do
     install -m 644 "$f" "$TB_STATE/bin/testbed/lib/${f##*/}.new"
@@ -80,18 +85,30 @@ write_hosts_file() { # the hosts that are up
   mv "$TB_STATE/hosts.tmp" "$TB_STATE/hosts"
 }
 
-# cluster-file DIR: the sparkrun cluster `testbed` (read by `sparkrun cluster ...`/`--cluster testbed`)
+# cluster-file DIR [--user USER] [--name NAME]: the sparkrun cluster NAME (default testbed), connecting as USER
+# (root, or the hosts' non-root user; read by `sparkrun cluster ...`/`--cluster NAME`)
 write_cluster_file() {
-  local dir=$1 f hosts
-  f=$dir/clusters/testbed.yaml
+  local dir=$1 user=root name=testbed f hosts
+  shift
+  while (($#)); do
+    case $1 in
+      --user) user=${2:?--user USER}; shift ;;
+      --name) name=${2:?--name NAME}; shift ;;
+      *) die "usage: cluster-file [DIR] [--user root|$TB_USER] [--name NAME]" ;;
+    esac
+    shift
+  done
+  [ "$user" = root ] || [ "$user" = "$TB_USER" ] || die "--user: the hosts have root and $TB_USER"
+  [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "bad cluster name '$name'"
+  f=$dir/clusters/$name.yaml
   hosts=$(paste -sd, "$TB_STATE/hosts" 2>/dev/null | sed 's/,/, /g')
   mkdir -p "$dir/clusters"
   cat >"$f.tmp" <<EOF
-name: testbed
+name: $name
 description: $CLUSTER_DESC
 hosts: [$hosts]
 ssh:
-  user: root
+  user: $user
   port: 22
   identity_file: $TB_STATE/keys/id_ed25519
   options:                    # each becomes \`ssh -o Key=Value\`
@@ -107,20 +124,19 @@ EOF
 }
 sparkrun_config_dir() { echo "${SPARKRUN_CONFIG_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/sparkrun}"; }
 
-# per-host home, sshd_config, /etc/hosts. Bind-mounted single files (hosts, hostname) are rewritten in place
-# (same inode), directories may be replaced.
+# per-host homes (root's and the user's, with ~/.ssh as the state says), sshd_config, /etc/hosts, the dirs of the
+# host's /etc and /usr/local/bin overlays (its "disk": kept across a host restart, removed by `down`).
+# Bind-mounted single files (hosts, hostname) are rewritten in place (same inode), directories may be replaced.
 write_host_files() {
   local i=$1 H ip j
   H=$(hdir "$i")
   ip=$(ip_of "$i")
   mkdir -p "$H"/{home/.ssh,home/.cache/huggingface,run/sshd,tmp,shm,log,.mnt/cg,.mnt/class} "$(ddir "$i")"
+  mkdir -p "$H"/{etc.upper,etc.work,bin.upper,bin.work}
   chmod 700 "$H/home" "$H/home/.ssh"
   chmod 755 "$H/run" "$H/run/sshd"
   chmod 1777 "$H/tmp" "$H/shm"
-  install -m 600 "$TB_STATE/keys/id_ed25519.pub" "$H/home/.ssh/authorized_keys"
-  install -m 600 "$TB_STATE/keys/id_ed25519" "$H/home/.ssh/id_ed25519" # hosts can ssh to each other
-  install -m 644 "$TB_STATE/keys/id_ed25519.pub" "$H/home/.ssh/id_ed25519.pub"
-  install -m 644 "$TB_STATE/known_hosts" "$H/home/.ssh/known_hosts"
+  write_user_files "$i"
   [ -f "$H/home/.bashrc" ] || cp /etc/skel/.bashrc "$H/home/.bashrc" 2>/dev/null || true
   echo "tb-h$i" >"$H/hostname"
   {
@@ -128,7 +144,7 @@ write_host_files() {
     echo "::1 localhost ip6-localhost ip6-loopback"
     for j in $(known_indices); do echo "$(ip_of "$j") tb-h$j"; done
   } >"$H/hosts"
-  echo '{}' >"$H/daemon.json"
+  printf '{"insecure-registries": ["%s"]}\n' "$TB_REGISTRY" >"$H/daemon.json"
   local kex=
   [ "${TB_FAST_KEX:-1}" = 1 ] && kex="KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org"
   cat >"$H/sshd_config" <<EOF
@@ -158,12 +174,19 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
 }
 
-setup_fakebin() { # I GPUS: nvidia-smi + container hook stubs on the host's PATH (overlaid on /usr/local/bin)
+# I GPUS: what the host's /usr/local/bin adds to the control machine's (an overlay; installs land in $H/bin.upper):
+# the stand-ins for the host's system tools (systemctl, apt-get, dpkg, netplan, timedatectl; payloads in .testbed/)
+# and, with GPUS > 0, the nvidia-smi + container hook stubs
+setup_fakebin() {
   local i=$1 n=$2 H
   H=$(hdir "$i")
   rm -rf "$H/fakebin"
+  mkdir -p "$H/fakebin/.testbed"
+  cp "$TB_STATE/bin/hostbin/"{systemctl,apt-get,dpkg-query,netplan,timedatectl} "$H/fakebin/"
+  cp "$TB_STATE/bin/hostbin/apt-get" "$H/fakebin/apt"
+  cp "$TB_STATE/bin/hostbin/dpkg-query" "$H/fakebin/dpkg"
+  cp "$TB_STATE/bin/hostbin/"{earlyoom,date} "$H/fakebin/.testbed/"
   ((n > 0)) || return 0
-  mkdir -p "$H/fakebin"
   cp "$TB_STATE/bin/fake-nvidia-smi" "$H/fakebin/nvidia-smi"
   # dockerd registers its "nvidia" device driver (so `docker run --gpus ...` works) only if this hook is on its
   # PATH when it starts. The stub also copies nvidia-smi into containers started with --gpus, like the real one.
@@ -175,8 +198,9 @@ setup_fakebin() { # I GPUS: nvidia-smi + container hook stubs on the host's PATH
 # Runs INSIDE: netns tb-h<i> (nsenter) + new private mount, UTS and PID namespaces (unshare), as PID 1 of the
 # host; /proc is already the host's own (unshare --mount-proc).
 hostinit() {
-  local i=$1 H d n
+  local i=$1 H d n boot=boot
   H=$(hdir "$i")
+  export PATH=$SYS_PATH
   hostname "tb-h$i"
   # Fresh sysfs so /sys/class/net shows this netns; keep the cgroup hierarchy (docker needs it).
   mount --rbind /sys/fs/cgroup "$H/.mnt/cg"
@@ -196,21 +220,25 @@ hostinit() {
     mkdir /sys/class/infiniband
     mount --bind "$H/ib" /sys/class/infiniband
   fi
+  # its own /etc (users, groups, sudoers, netplan, ...) and /usr/local/bin: overlays whose changes stay in $H
+  [ -e "$H/etc.upper/passwd" ] || boot=all # first start: no user yet, so the whole state is applied below
+  mount -t overlay tb-etc -o "lowerdir=/etc,upperdir=$H/etc.upper,workdir=$H/etc.work" /etc
+  mount -t overlay tb-bin -o "lowerdir=$H/fakebin:/usr/local/bin,upperdir=$H/bin.upper,workdir=$H/bin.work" /usr/local/bin
   mount --bind "$H/run" /run # /var/run -> /run: docker.sock, sshd privsep dir
   mount --bind "$H/home" /root
+  mount --bind "$H/homes" /home
   mount --bind "$H/tmp" /tmp
   mount --bind "$H/shm" /dev/shm
   mount --bind "$H/hosts" /etc/hosts
   mount --bind "$H/hostname" /etc/hostname
-  if [ -d "$H/fakebin" ]; then # fake GPUs: nvidia-smi and the container hook on this host's PATH only
-    mount -t overlay overlay -o "lowerdir=$H/fakebin:/usr/local/bin" /usr/local/bin
-  fi
   cd /
   setsid env -i PATH="$SYS_PATH" HOME=/root dockerd --config-file "$H/daemon.json" \
     --data-root "$(ddir "$i")" --exec-root /run/docker --pidfile /run/dockerd.pid \
     -H unix:///run/docker.sock --bridge=none --iptables=false --ip6tables=false --ip-forward=false \
     --ip-masq=false --userland-proxy=false --cgroup-parent="/tb-h$i" --log-level=warn \
     </dev/null >>"$H/log/dockerd.log" 2>&1 &
+  # while dockerd starts: the user, sudo, groups, HF cache, services, netplan (first start: all of the state)
+  state_inside "$i" "$boot" || echo "applying the host state failed" >&2
   env -i PATH="$SYS_PATH" /usr/sbin/sshd -f "$H/sshd_config" -E "$H/log/sshd.log" || echo "sshd failed to start" >&2
   touch /run/.tb-started
   # stay as the namespace's PID 1 (tini reaps orphans); when it dies, everything in the host dies
@@ -226,7 +254,7 @@ host_start() {
   local i=$1 H p n cg
   H=$(hdir "$i")
   create_host_net "$i" || { fail "$i" "could not create the network namespace"; return 1; }
-  if [ -f "$H/ib.on" ]; then ib_netdev "$i" on; fi
+  cx7_outside "$i"
   stat -L -c %i "/run/netns/$(ns_of "$i")" >"$H/netns.ino"
   cg=$CG_PIDS/tb-h$i/init
   mkdir -p "$cg"
@@ -287,45 +315,63 @@ wait_host_ready() {
   done
 }
 
-host_up() { # I GPUS IB: bring host I up (retrying); 0 = up, 1 = failed (reason in $H/failure)
-  local i=$1 gpus=$2 ib=$3 H attempt tries=${TB_RETRIES:-3}
+TB_HOST_VERSION=2 # a running host set up by another version of this file is restarted by `up`
+
+host_up() { # I GPUS: bring host I up (retrying); 0 = up, 1 = failed (reason in $H/failure)
+  local i=$1 gpus=$2 H attempt tries=${TB_RETRIES:-3} flags=() fresh=0 version
   H=$(hdir "$i")
   mkdir -p "$H/log"
   rm -f "$H/failure"
-  if host_healthy "$i"; then
+  mapfile -t flags < <(host_state_flags "$i")
+  version=$(cat "$H/version" 2>/dev/null || true)
+  if [ "$version" = "$TB_HOST_VERSION" ] && host_healthy "$i"; then
     write_host_files "$i"  # refresh known_hosts and /etc/hosts for newly added peers
     create_host_net "$i"   # and plug its cable back in (`link HOST down`)
-    if ensure_image "$i"; then
+    if ensure_image "$i" && host_apply_flags "$i" "${flags[@]}"; then
       log "h$i ($(ip_of "$i")) already up"
       return 0
     fi
   fi
+  # a new host (or one of another version) starts from the prepared state + the flags: a fresh "disk"
+  if [ ! -s "$H/state" ] || [ "$version" != "$TB_HOST_VERSION" ]; then fresh=1; fi
   for ((attempt = 1; attempt <= tries; attempt++)); do
     host_down "$i" quiet
     mkdir -p "$H/log"
-    rm -f "$H/failure"
+    rm -f "$H/failure" "$H/version"
     echo "=== $(date '+%F %T') start attempt $attempt" | tee -a "$H/log/dockerd.log" >>"$H/log/init.log"
+    if ((fresh)); then
+      rm -rf "$H"/{etc.upper,etc.work,bin.upper,bin.work,homes,state}
+      state_parse "${flags[@]}" | state_merge "$i"
+    fi
     write_host_files "$i"
     setup_fakebin "$i" "$gpus"
-    if [ "$ib" = 1 ]; then
-      write_ib_tree "$i"
-      touch "$H/ib.on"
-    else
-      rm -rf "$H/ib" "$H/ib.on"
-    fi
     if ((attempt > 1)); then rm -rf "$(ddir "$i")"; fi # in case the data root is what broke
     if host_start "$i" && wait_host_ready "$i"; then
       if reset_docker "$i" 2>>"$H/log/init.log" && ensure_image "$i" 2>>"$H/log/init.log"; then
-        ((attempt == 1)) || log "h$i ($(ip_of "$i")) up after $attempt attempts"
-        return 0
+        if ((fresh)) || host_apply_flags "$i" "${flags[@]}"; then
+          echo "$TB_HOST_VERSION" >"$H/version"
+          ((attempt == 1)) || log "h$i ($(ip_of "$i")) up after $attempt attempts"
+          return 0
+        fi
+      else
+        fail "$i" "could not load $TB_IMAGE: $(tail -n 1 "$H/log/init.log")" || true
       fi
-      fail "$i" "could not load $TB_IMAGE: $(tail -n 1 "$H/log/init.log")" || true
     fi
     log "h$i: attempt $attempt/$tries failed: $(cat "$H/failure" 2>/dev/null)"
     sleep "$attempt"
   done
   host_down "$i" quiet
   return 1
+}
+
+host_apply_flags() { # I FLAG...: apply `up`'s state flags to a running host
+  local i=$1
+  shift
+  (($#)) || return 0
+  if ! (state_set "$i" "$@") >>"$(hdir "$i")/log/init.log" 2>&1; then
+    fail "$i" "could not apply the state $*: $(tail -n 1 "$(hdir "$i")/log/init.log")"
+    return 1
+  fi
 }
 
 # A freshly started host has no containers, volumes or networks and no image but the engine image, whatever the
@@ -395,7 +441,7 @@ leftovers() {
     [ "$p" = $$ ] && continue
     c=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
     case $c in
-      *"__hostinit "* | *"nfq_delay.py"* | *"$TB_STATE/h"[0-9]* | *"--cgroup-parent=/tb-h"*) out+=("process $p: ${c:0:120}"); continue ;;
+      *"__hostinit "* | *"nfq_delay.py"* | *"$TB_STATE/h"[0-9]* | *"--cgroup-parent=/tb-h"* | *"$TB_STATE/registry/"*) out+=("process $p: ${c:0:120}"); continue ;;
     esac
     if ((${#inos[@]})); then
       ino=$(stat -L -c %i "/proc/$p/ns/net" 2>/dev/null) || continue

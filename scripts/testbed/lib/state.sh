@@ -1,0 +1,311 @@
+# shellcheck shell=bash
+# testbed lib: host states, i.e. how far a host is from a prepared DGX Spark: the non-root user and its sudo rights,
+# the docker group, the SSH mesh between hosts, the Hugging Face cache, earlyoom, the CX7 port, the clock.
+# Sourced by scripts/testbed.sh. The state of host i lives in $TB_STATE/h<i>/state (key=value lines); `state`
+# changes it on a running host, TB_HOST_STATE[_<i>] at `up` sets it for the hosts `up` touches.
+# shellcheck disable=SC2154  # settings come from scripts/testbed.sh
+
+TB_USER=spark
+STATE_KEYS=(sudo password docker-group mesh-root mesh-user hf-cache cache-size cache-fill earlyoom cx7 clock)
+
+state_default() {
+  case $1 in
+    sudo) echo nopasswd ;;
+    password) echo '' ;;
+    docker-group | mesh-root | mesh-user | earlyoom) echo yes ;;
+    hf-cache) echo ok ;;
+    cache-size) echo off ;;
+    cache-fill | clock) echo 0 ;;
+    cx7) echo absent ;;
+  esac
+}
+
+# The user's uid = gid: the first id >= 1000 that the control machine's /etc/passwd and /etc/group leave free (the
+# hosts' /etc starts as the control machine's); once the user exists (inside a host), its own id. Same everywhere.
+USER_ID=
+user_id() {
+  if [ -z "$USER_ID" ]; then
+    USER_ID=$(id -u "$TB_USER" 2>/dev/null) ||
+      USER_ID=$(awk -F: 'FNR == NR { used[$3] = 1; next } { used[$3] = 1 } END { for (n = 1000; used[n]; n++); print n }' \
+        /etc/passwd /etc/group)
+  fi
+  echo "$USER_ID"
+}
+user_home() { echo "$(hdir "$1")/homes/$TB_USER"; } # seen as /home/spark inside host i
+
+state_file() { echo "$(hdir "$1")/state"; }
+state_get() { # I KEY: the value in the host's state file, else the prepared default
+  local line
+  line=$(grep -m1 "^$2=" "$(state_file "$1")" 2>/dev/null) || { state_default "$2"; return 0; }
+  echo "${line#*=}"
+}
+state_show() {
+  local k
+  for k in "${STATE_KEYS[@]}"; do echo "$k=$(state_get "$1" "$k")"; done
+}
+
+size_ok() { [[ $1 =~ ^[0-9]+[KkMmGg]?$ ]]; }
+state_check() { # KEY VALUE: dies on a bad value
+  local k=$1 v=$2 ok=0
+  case $k in
+    sudo) [[ $v =~ ^(nopasswd|password|none)$ ]] && ok=1 ;;
+    password) [[ $v != *$'\n'* ]] && ok=1 ;;
+    docker-group | mesh-root | mesh-user | earlyoom) [[ $v =~ ^(yes|no)$ ]] && ok=1 ;;
+    hf-cache) [[ $v =~ ^(ok|root-owned)$ ]] && ok=1 ;;
+    cache-size) { [ "$v" = off ] || size_ok "$v"; } && ok=1 ;;
+    cache-fill) size_ok "$v" && ok=1 ;;
+    cx7) [[ $v =~ ^(absent|configured|unconfigured)$ ]] && ok=1 ;;
+    clock) [[ $v =~ ^[+-]?[0-9]+$ ]] && ok=1 ;;
+    *) die "unknown state '$k' (${STATE_KEYS[*]}, or mesh, ib, prepared)" ;;
+  esac
+  ((ok)) || die "bad value for state $k: '$v'"
+}
+
+state_parse() { # FLAG...: normalized key=value lines (prepared, mesh=, ib= expanded), checked
+  local f k v
+  for f in "$@"; do
+    case $f in
+      prepared) for k in "${STATE_KEYS[@]}"; do echo "$k=$(state_default "$k")"; done; continue ;;
+      mesh=*)
+        state_check mesh-root "${f#*=}"
+        printf 'mesh-root=%s\nmesh-user=%s\n' "${f#*=}" "${f#*=}"
+        continue ;;
+      ib=on) f=cx7=configured ;;
+      ib=off) f=cx7=absent ;;
+      *=*) ;;
+      *) die "bad state flag '$f' (KEY=VALUE or prepared)" ;;
+    esac
+    k=${f%%=*}
+    v=${f#*=}
+    state_check "$k" "$v"
+    echo "$k=$v"
+  done
+}
+
+state_merge() { # I < key=value lines: update the state file (later lines win)
+  local f kv k
+  f=$(state_file "$1")
+  declare -A cur=()
+  for k in "${STATE_KEYS[@]}"; do cur[$k]=$(state_get "$1" "$k"); done
+  while IFS= read -r kv; do
+    [ -n "$kv" ] && cur[${kv%%=*}]=${kv#*=}
+  done
+  for k in "${STATE_KEYS[@]}"; do printf '%s=%s\n' "$k" "${cur[$k]}"; done >"$f.tmp"
+  chmod 600 "$f.tmp"
+  mv "$f.tmp" "$f"
+}
+
+# ---------------------------------------------------------------- outside the host (root namespace)
+ensure_user_keys() { # I: the persistent key pairs of root and the user on host i (the SSH mesh)
+  local u f
+  for u in root "$TB_USER"; do
+    f=$TB_STATE/keys/$u-h$1_ed25519
+    [ -f "$f" ] || ssh-keygen -q -t ed25519 -N '' -C "$u@tb-h$1" -f "$f"
+  done
+}
+
+# write_user_ssh I USER DIR UID MESH: ~/.ssh of USER on host i. The control machine's key is always authorized;
+# in the mesh, USER has its own key pair, every host's USER key is authorized and known_hosts knows every host.
+write_user_ssh() {
+  local i=$1 u=$2 d=$3/.ssh uid=$4 mesh=$5 j
+  install -d -m 700 -o "$uid" -g "$uid" "$d"
+  {
+    cat "$TB_STATE/keys/id_ed25519.pub"
+    if [ "$mesh" = yes ]; then
+      for j in $(known_indices); do cat "$TB_STATE/keys/$u-h${j}_ed25519.pub" 2>/dev/null || true; done
+    fi
+  } >"$d/authorized_keys.tmp"
+  if [ "$mesh" = yes ]; then
+    install -m 600 -o "$uid" -g "$uid" "$TB_STATE/keys/$u-h${i}_ed25519" "$d/id_ed25519"
+    install -m 644 -o "$uid" -g "$uid" "$TB_STATE/keys/$u-h${i}_ed25519.pub" "$d/id_ed25519.pub"
+    install -m 644 -o "$uid" -g "$uid" "$TB_STATE/known_hosts" "$d/known_hosts"
+  else
+    rm -f "$d/id_ed25519" "$d/id_ed25519.pub" "$d/known_hosts"
+  fi
+  chown "$uid:$uid" "$d/authorized_keys.tmp"
+  chmod 600 "$d/authorized_keys.tmp"
+  mv -f "$d/authorized_keys.tmp" "$d/authorized_keys"
+}
+
+write_user_files() { # I: homes and ~/.ssh of root and the user, as the state says
+  local i=$1 H uh uid
+  H=$(hdir "$i")
+  uid=$(user_id)
+  uh=$(user_home "$i")
+  install -d -m 755 "$H/homes"
+  if [ ! -d "$uh" ]; then
+    install -d -m 750 -o "$uid" -g "$uid" "$uh" "$uh/.cache"
+    install -d -m 755 -o "$uid" -g "$uid" "$uh/.cache/huggingface"
+    for f in .bashrc .profile; do
+      [ -f "/etc/skel/$f" ] && install -m 644 -o "$uid" -g "$uid" "/etc/skel/$f" "$uh/$f"
+    done
+  fi
+  write_user_ssh "$i" root "$H/home" 0 "$(state_get "$i" mesh-root)"
+  write_user_ssh "$i" "$TB_USER" "$uh" "$uid" "$(state_get "$i" mesh-user)"
+}
+
+cx7_outside() { # I [live]: the CX7 port (IB tree, netdev) as the state says; live = mount/unmount in the running host
+  local i=$1 live=${2:-} H mode p
+  H=$(hdir "$i")
+  mode=$(state_get "$i" cx7)
+  if [ "$mode" = absent ]; then
+    if [ -n "$live" ] && p=$(host_pid1 "$i"); then
+      nsenter -t "$p" --mount -- sh -c 'if mountpoint -q /sys/class/infiniband; then umount /sys/class/infiniband; fi
+        rmdir /sys/class/infiniband 2>/dev/null || true'
+    fi
+    ib_netdev "$i" absent
+    rm -rf "$H/ib" "$H/ib.on"
+    return 0
+  fi
+  write_ib_tree "$i" "$mode"
+  touch "$H/ib.on"
+  ib_netdev "$i" "$mode"
+  if [ -n "$live" ] && p=$(host_pid1 "$i"); then
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    nsenter -t "$p" --mount -- sh -c 'mountpoint -q /sys/class/infiniband && exit 0
+      mkdir -p /sys/class/infiniband && mount --bind "$1" /sys/class/infiniband' sh "$H/ib"
+  fi
+}
+
+host_state_flags() { # I: the flags `up` applies to host i (TB_HOST_STATE, TB_HOST_STATE_<i>, TB_FAKE_IB=1)
+  local v="TB_HOST_STATE_$1"
+  local f
+  # shellcheck disable=SC2086 # flags are a word list
+  for f in ${TB_HOST_STATE:-} ${!v:-}; do echo "$f"; done
+  if [ "${TB_FAKE_IB:-0}" = 1 ]; then echo cx7=configured; fi
+}
+
+in_host() { # I CMD...: run CMD inside host i's namespaces and cgroup (what it starts dies with the host)
+  local i=$1 p
+  shift
+  p=$(exec_target "$i")
+  (
+    echo "$BASHPID" >"$CG_PIDS/tb-h$i/init/cgroup.procs"
+    exec nsenter -t "$p" --mount --uts --net --pid --wd=/ -- \
+      env -i PATH="$SYS_PATH" HOME=/root LANG=C.UTF-8 TB_HOST="tb-h$i" TB_STATE="$TB_STATE" "$@"
+  ) 9>&-
+}
+
+# state_set I FLAG...: change a running host's state for real
+state_set() {
+  local i=$1 lines keys=() kv
+  shift
+  lines=$(state_parse "$@")
+  [ -n "$lines" ] || return 0
+  state_merge "$i" <<<"$lines"
+  while IFS= read -r kv; do keys+=("${kv%%=*}"); done <<<"$lines"
+  case " ${keys[*]} " in *" mesh-"*) write_user_files "$i" ;; esac
+  case " ${keys[*]} " in *" cx7 "*) cx7_outside "$i" live ;; esac
+  in_host "$i" "$TB_STATE/bin/testbed.sh" __state_inside "$i" "${keys[@]}" ||
+    die "h$i: could not apply state ${keys[*]} (see above)"
+}
+
+# ---------------------------------------------------------------- inside the host (run by hostinit / `state`)
+in_group() { id -nG "$TB_USER" 2>/dev/null | tr ' ' '\n' | grep -qx "$1"; }
+set_group() { # GROUP yes|no: the user's membership, with the real tools
+  if [ "$2" = yes ]; then
+    in_group "$1" || gpasswd -a "$TB_USER" "$1" >/dev/null
+  else
+    ! in_group "$1" || gpasswd -d "$TB_USER" "$1" >/dev/null
+  fi
+}
+
+ensure_user() { # the user, created with the real tools in this host's /etc (a per-host overlay)
+  local uid
+  id -u "$TB_USER" >/dev/null 2>&1 && return 0
+  uid=$(user_id)
+  groupadd -g "$uid" "$TB_USER"
+  # -l: no lastlog/faillog entry (/var is the control machine's); '*': no password, but not locked (sshd without
+  # PAM refuses locked accounts)
+  useradd -l -M -u "$uid" -g "$uid" -d "/home/$TB_USER" -s /bin/bash -p '*' "$TB_USER"
+  printf 'Defaults lecture=never\n' >/etc/sudoers.d/testbed # sudo would write /var/lib/sudo/lectured (shared)
+  chmod 440 /etc/sudoers.d/testbed
+}
+
+apply_sudo() {
+  local mode pw f=/etc/sudoers.d/$TB_USER-nopasswd
+  mode=$(state_get "$1" sudo)
+  pw=$(state_get "$1" password)
+  if [ -z "$pw" ] && [ "$mode" = password ]; then pw=$TB_USER; fi
+  if [ -n "$pw" ]; then
+    printf '%s:%s\n' "$TB_USER" "$pw" | chpasswd
+  else
+    usermod -p '*' "$TB_USER"
+  fi
+  if [ "$mode" = none ]; then set_group sudo no; else set_group sudo yes; fi
+  if [ "$mode" = nopasswd ]; then
+    printf '%s ALL=(ALL:ALL) NOPASSWD: ALL\n' "$TB_USER" >"$f.tmp"
+    chmod 440 "$f.tmp"
+    mv -f "$f.tmp" "$f"
+  else
+    rm -f "$f"
+  fi
+}
+
+to_bytes() { numfmt --from=iec "${1^^}"; }
+apply_cache() { # the user's HF cache: tmpfs size, filler, owner
+  local i=$1 c=/home/$TB_USER/.cache/huggingface size fill owner uid
+  uid=$(user_id)
+  size=$(state_get "$i" cache-size)
+  fill=$(state_get "$i" cache-fill)
+  mkdir -p "$c"
+  if [ "$size" = off ]; then
+    if mountpoint -q "$c"; then umount "$c" 2>/dev/null || umount -l "$c"; fi
+  elif mountpoint -q "$c"; then
+    mount -o "remount,size=$size" "$c"
+  else
+    mount -t tmpfs -o "size=$size,mode=755,uid=$uid,gid=$uid,nosuid,nodev" tb-hf-cache "$c"
+  fi
+  rm -f "$c/.testbed-fill"
+  if [ "$fill" != 0 ]; then
+    fallocate -l "$(to_bytes "$fill")" "$c/.testbed-fill" || { rm -f "$c/.testbed-fill"; return 1; }
+  fi
+  owner=$TB_USER
+  [ "$(state_get "$i" hf-cache)" = root-owned ] && owner=root
+  chown -R "$owner:$owner" "$c"
+}
+
+apply_earlyoom() {
+  if [ "$(state_get "$1" earlyoom)" = yes ]; then
+    apt-get install -y earlyoom >/dev/null
+    systemctl enable --now earlyoom >/dev/null
+  else
+    apt-get purge -y earlyoom >/dev/null
+  fi
+}
+
+apply_clock() {
+  local off
+  off=$(state_get "$1" clock)
+  off=$((10#${off#+}))
+  if ((off == 0)); then
+    rm -f /etc/testbed-clock-offset /usr/local/bin/date
+  else
+    echo "$off" >/etc/testbed-clock-offset
+    install -m 755 /usr/local/bin/.testbed/date /usr/local/bin/date
+  fi
+}
+
+# state_inside I KEY...: apply KEYs of host i's state file in this host; KEY "all" = everything (first boot),
+# "boot" = what a restarted host redoes itself (mounts, enabled services, netplan)
+state_inside() {
+  local i=$1 keys
+  shift
+  keys=" $* "
+  if [[ $keys == *" all "* ]]; then keys=" ${STATE_KEYS[*]} "; fi
+  ensure_user
+  mkdir -p /etc/netplan # the host's network config tool is netplan (stand-in in /usr/local/bin)
+  if [[ $keys == *" boot "* ]]; then
+    apply_cache "$i"
+    systemctl __boot
+    if compgen -G '/etc/netplan/*.yaml' >/dev/null; then netplan apply; fi
+    return 0
+  fi
+  if [[ $keys == *" sudo "* || $keys == *" password "* ]]; then apply_sudo "$i"; fi
+  if [[ $keys == *" docker-group "* ]]; then set_group docker "$(state_get "$i" docker-group)"; fi
+  if [[ $keys == *" hf-cache "* || $keys == *" cache-size "* || $keys == *" cache-fill "* ]]; then apply_cache "$i"; fi
+  if [[ $keys == *" earlyoom "* ]]; then apply_earlyoom "$i"; fi
+  if [[ $keys == *" clock "* ]]; then apply_clock "$i"; fi
+  if [[ $keys == *" cx7 "* ]]; then rm -f /etc/netplan/*.yaml; fi # a new CX7 state starts without saved config
+  return 0
+}
