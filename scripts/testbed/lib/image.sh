@@ -23,7 +23,9 @@ copy_libs() { # ROOT FILE...: copy the shared libraries FILEs need into ROOT
   done
 }
 
-# busybox-static + bash + Debian's python3 (stdlib only) + the stand-in engines, as a rootfs tar
+# busybox-static + bash + Debian's python3 (stdlib only) + the OpenSSH client + the stand-in engines, as a rootfs
+# tar. ssh is there for launchers that start ranks on other hosts from inside the head's container (TensorRT-LLM's
+# mpirun runs `ssh OTHER_HOST docker exec ...` with the host user's ~/.ssh mounted).
 build_rootfs() {
   local out=$1 r a py ver site
   command -v busybox >/dev/null || die "busybox-static is not installed (apt-get install busybox-static)"
@@ -38,6 +40,7 @@ build_rootfs() {
   ln -s ../bin "$r/usr/bin"
   ln -s ../bin "$r/usr/sbin"
   cp "$(readlink -f /bin/bash)" "$r/bin/bash"
+  cp "$(readlink -f /usr/bin/ssh)" "$r/bin/ssh"
   cp "$py" "$r/bin/python$ver"
   ln -sf "python$ver" "$r/bin/python3"
   ln -sf python3 "$r/bin/python"
@@ -51,7 +54,7 @@ build_rootfs() {
     -o -name '_ctypes_test*' -o -name '_sqlite3*' -o -name '_dbm*' -o -name '_gdbm*' -o -name '_curses*' \
     -o -name 'nis.*' -o -name 'ossaudiodev*' -o -name 'audioop*' -o -name 'readline*' -o -name '_ssl*' \
     -o -name '_hashlib*' -o -name '_tkinter*' -o -name '_crypt*' \) -delete
-  copy_libs "$r" /bin/bash "$py" "$r/usr/lib/python$ver"/lib-dynload/*.so
+  copy_libs "$r" /bin/bash /usr/bin/ssh "$py" "$r/usr/lib/python$ver"/lib-dynload/*.so
   site=$r/usr/local/lib/python$ver/dist-packages
   mkdir -p "$site"
   cp -r "$TB_SRC/engine/standin" "$TB_SRC/engine/shims/." "$site/"
