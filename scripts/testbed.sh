@@ -47,7 +47,7 @@
 #   host i           netns tb-h<i>, eth0 = 10.213.0.(10+i)/24 (veth tbv<i> on br0), i = 1..64
 #   fake IB netdev   enp1s0f0np0 = 10.213.0.(100+i)/32 (a veth whose peer is unplugged) when `ib` is on
 #   10.213.0.201     never assigned: use it as the "unreachable host" address while the testbed is up
-# Each host also has its own mount, UTS and PID namespace (its own ps/kill view), a private /root, /tmp, /run,
+# Each host also has its own mount, UTS and PID namespace (its own ps/kill view), a private /root, /home, /tmp, /run,
 # /dev/shm, /etc/hosts and /etc/hostname, a fresh sysfs, its own sshd on <ip>:22 (key-only root login) and its
 # own dockerd (containers under the cgroup /tb-h<i>). Host processes are in the pids cgroup tb-h<i>/init, so
 # `down` can find and kill all of them. `docker run --network host` binds on the host's IP.

@@ -36,7 +36,10 @@ import pytest
 
 from testbed.harness import USER, SetState, StateValue, Testbed, find_leftovers
 
-REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "dockerd", "docker", "sshd", "ssh", "ssh-keygen", "busybox", "flock")
+REQUIRED_TOOLS = (
+    *("ip", "nsenter", "unshare", "dockerd", "docker", "sshd", "ssh", "ssh-keygen", "busybox", "flock"),
+    *("sudo", "useradd", "docker-registry"),
+)
 
 
 def _truthy(value: str | None) -> bool:
@@ -56,8 +59,8 @@ def testbed(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Confi
     missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
     if missing:
         _skip_or_fail(
-            f"e2e tests need {', '.join(missing)}: apt-get install -y openssh-server docker.io rsync busybox-static "
-            "iproute2 iptables"
+            f"e2e tests need {', '.join(missing)}: run scripts/install-deps.sh as root (openssh-server docker.io rsync "
+            "busybox-static iproute2 iptables sudo python3-yaml docker-registry)"
         )
     n = int(os.environ.get("SPARKRUN_TESTBED_HOSTS", "4"))
     state = Path(os.environ.get("TB_STATE", "/var/lib/sparkrun-testbed"))

@@ -10,8 +10,8 @@ cmd_up() {
   [[ $gpus =~ ^[0-9]+$ ]] || die "TB_FAKE_GPUS must be a number"
   need_root
   check_state_dir
-  for p in ip nsenter unshare dockerd sshd ssh-keygen flock docker busybox; do
-    command -v "$p" >/dev/null || die "$p not found (apt-get install -y openssh-server docker.io rsync busybox-static iproute2 iptables)"
+  for p in ip nsenter unshare dockerd sshd ssh ssh-keygen flock docker busybox sudo useradd; do
+    command -v "$p" >/dev/null || die "$p not found (scripts/install-deps.sh, or apt-get install -y openssh-server docker.io rsync busybox-static iproute2 iptables sudo python3-yaml docker-registry)"
   done
   for ((i = 1; i <= 10#$n; i++)); do # check every host's state flags before starting anything
     mapfile -t flags < <(host_state_flags "$i")
@@ -143,7 +143,7 @@ cmd_mem() {
 
 cmd_status() {
   local d i H ip st sp dp nc gp ib ln sh dl rc=0 any=0
-  printf '%-5s %-12s %-7s %-6s %-16s %-16s %-4s %-3s %-5s %-12s %s\n' HOST IP STATE LINK SSHD\ pid/RSS DOCKERD\ pid/RSS CTRS GPU IB SHAPE/DELAY IMAGE
+  printf '%-5s %-12s %-7s %-6s %-16s %-16s %-4s %-3s %-5s %-12s %-8s %s\n' HOST IP STATE LINK SSHD\ pid/RSS DOCKERD\ pid/RSS CTRS GPU IB SHAPE/DELAY IMAGE HOST-STATE
   for d in "$TB_STATE"/h[0-9]*; do
     [ -d "$d" ] || continue
     i=${d##*/h}
@@ -169,7 +169,7 @@ cmd_status() {
       sh=$(tc -n "$TB_SW" qdisc show dev "tbv$i" 2>/dev/null | grep -o 'rate [^ ]*' | head -1 | cut -d' ' -f2 || true)
     fi
     [ -s "$H/delay.ms" ] && pid_ok "$H/delay.pid" nfq_delay.py && dl="$(cat "$H/delay.ms")ms"
-    printf '%-5s %-12s %-7s %-6s %-16s %-16s %-4s %-3s %-5s %-12s %s\n' "h$i" "$ip" "$st" "$ln" "$sp" "$dp" "$nc" "$gp" "$ib" "${sh:--}/$dl" "$im"
+    printf '%-5s %-12s %-7s %-6s %-16s %-16s %-4s %-3s %-5s %-12s %-8s %s\n' "h$i" "$ip" "$st" "$ln" "$sp" "$dp" "$nc" "$gp" "$ib" "${sh:--}/$dl" "$im" "$(state_summary "$i")"
   done
   if [ -e "/run/netns/$TB_SW" ]; then
     echo "switch: netns $TB_SW; control $TB_ROOTIF $(ip -4 -o addr show "$TB_ROOTIF" 2>/dev/null | awk '{print $4}'); state dir $TB_STATE"

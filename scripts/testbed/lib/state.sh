@@ -44,6 +44,17 @@ state_show() {
   for k in "${STATE_KEYS[@]}"; do echo "$k=$(state_get "$1" "$k")"; done
 }
 
+state_summary() { # I: the keys that differ from the prepared state (password hidden), or "prepared"
+  local k v out=()
+  for k in "${STATE_KEYS[@]}"; do
+    v=$(state_get "$1" "$k")
+    [ "$v" = "$(state_default "$k")" ] && continue
+    [ "$k" = password ] && v='***'
+    out+=("$k=$v")
+  done
+  if ((${#out[@]})); then (IFS=,; echo "${out[*]}"); else echo prepared; fi
+}
+
 size_ok() { [[ $1 =~ ^[0-9]+[KkMmGg]?$ ]]; }
 state_check() { # KEY VALUE: dies on a bad value
   local k=$1 v=$2 ok=0
