@@ -236,6 +236,8 @@ def test_hosts_pull_from_the_registry(testbed: Testbed) -> None:
         assert r.returncode != 0 and "not found" in r.stderr
     finally:
         testbed.ssh(h, f"docker rmi {ref}", check=False)
+        testbed.registry("stop")
+    assert testbed.registry("status").returncode != 0 and not (testbed.state_dir / "registry").exists()
 
 
 def test_sparkrun_reaches_hosts_as_the_non_root_user(
