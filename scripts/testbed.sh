@@ -114,6 +114,8 @@ CLUSTER_DESC='local test cluster (scripts/testbed.sh)'
 . "$TB_SRC/lib/image.sh"
 # shellcheck source=testbed/lib/net.sh disable=SC1091
 . "$TB_SRC/lib/net.sh"
+# shellcheck source=testbed/lib/files.sh disable=SC1091
+. "$TB_SRC/lib/files.sh"
 # shellcheck source=testbed/lib/host.sh disable=SC1091
 . "$TB_SRC/lib/host.sh"
 # shellcheck source=testbed/lib/state.sh disable=SC1091
