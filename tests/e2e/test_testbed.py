@@ -239,6 +239,7 @@ def test_leftover_check_sees_a_running_testbed(testbed: Testbed) -> None:
     assert any(f.startswith("netns tb-h") for f in found)
     assert "link tb0" in found
     assert any(f.startswith("process") for f in found)
+    assert f"state dir {testbed.state_dir}/h1" in found  # the host's homes and /etc overlay go with `down`
 
 
 def test_cluster_file_and_ssh_config(testbed: Testbed, sparkrun_env: dict[str, str]) -> None:

@@ -107,6 +107,8 @@ def test_root_owned_hf_cache_refuses_the_user_until_fixed(testbed: Testbed, host
     host_state(h, hf_cache="root-owned")
     r = testbed.ssh(h, "mkdir ~/.cache/huggingface/hub", user=USER, check=False)
     assert r.returncode != 0 and "Permission denied" in r.stderr
+    assert testbed.as_user(h, "touch ~/.cache/huggingface/x", check=False).returncode != 0
+    assert testbed.as_user(h, "touch ~/.cache/x && id -un").stdout.strip() == USER
     testbed.ssh(h, f"sudo -n chown -R {USER}: ~/.cache/huggingface && mkdir ~/.cache/huggingface/hub", user=USER)
 
 

@@ -79,7 +79,9 @@ hostinit() {
     --ip-masq=false --userland-proxy=false --cgroup-parent="/tb-h$i" --log-level=warn \
     </dev/null >>"$H/log/dockerd.log" 2>&1 &
   # while dockerd starts: the user, sudo, groups, HF cache, services, netplan (first start: all of the state)
+  local t0=$EPOCHREALTIME
   state_inside "$i" "$boot" || echo "applying the host state failed" >&2
+  echo "host state ($boot) applied in $(((${EPOCHREALTIME/./} - ${t0/./}) / 1000)) ms" >&2
   env -i PATH="$SYS_PATH" /usr/sbin/sshd -f "$H/sshd_config" -E "$H/log/sshd.log" || echo "sshd failed to start" >&2
   touch /run/.tb-started
   # stay as the namespace's PID 1 (tini reaps orphans); when it dies, everything in the host dies

@@ -34,10 +34,18 @@ user_id() {
 user_home() { echo "$(hdir "$1")/homes/$TB_USER"; } # seen as /home/spark inside host i
 
 state_file() { echo "$(hdir "$1")/state"; }
+declare -A STATE_VALUES=() # the state file of host $STATE_OF, read once (no fork per lookup)
+STATE_OF=
 state_get() { # I KEY: the value in the host's state file, else the prepared default
   local line
-  line=$(grep -m1 "^$2=" "$(state_file "$1")" 2>/dev/null) || { state_default "$2"; return 0; }
-  echo "${line#*=}"
+  if [ "$STATE_OF" != "$1" ]; then
+    STATE_VALUES=()
+    if [ -f "$(hdir "$1")/state" ]; then
+      while IFS= read -r line; do STATE_VALUES[${line%%=*}]=${line#*=}; done <"$(hdir "$1")/state"
+    fi
+    STATE_OF=$1
+  fi
+  if [[ -v STATE_VALUES[$2] ]]; then echo "${STATE_VALUES[$2]}"; else state_default "$2"; fi
 }
 state_show() {
   local k
@@ -104,6 +112,7 @@ state_merge() { # I < key=value lines: update the state file (later lines win)
   for k in "${STATE_KEYS[@]}"; do printf '%s=%s\n' "$k" "${cur[$k]}"; done >"$f.tmp"
   chmod 600 "$f.tmp"
   mv "$f.tmp" "$f"
+  STATE_OF=
 }
 
 # ---------------------------------------------------------------- outside the host (root namespace)
@@ -212,7 +221,7 @@ state_set() {
 }
 
 # ---------------------------------------------------------------- inside the host (run by hostinit / `state`)
-in_group() { id -nG "$TB_USER" 2>/dev/null | tr ' ' '\n' | grep -qx "$1"; }
+in_group() { [[ " $(id -nG "$TB_USER" 2>/dev/null) " == *" $1 "* ]]; }
 set_group() { # GROUP yes|no: the user's membership, with the real tools
   if [ "$2" = yes ]; then
     in_group "$1" || gpasswd -a "$TB_USER" "$1" >/dev/null
@@ -240,7 +249,7 @@ apply_sudo() {
   if [ -z "$pw" ] && [ "$mode" = password ]; then pw=$TB_USER; fi
   if [ -n "$pw" ]; then
     printf '%s:%s\n' "$TB_USER" "$pw" | chpasswd
-  else
+  elif [ "$(getent shadow "$TB_USER" | cut -d: -f2)" != '*' ]; then
     usermod -p '*' "$TB_USER"
   fi
   if [ "$mode" = none ]; then set_group sudo no; else set_group sudo yes; fi
@@ -278,8 +287,11 @@ apply_cache() { # the user's HF cache: tmpfs size, filler, owner
 
 apply_earlyoom() {
   if [ "$(state_get "$1" earlyoom)" = yes ]; then
-    apt-get install -y earlyoom >/dev/null
-    systemctl enable --now earlyoom >/dev/null
+    if [ -x /usr/local/bin/earlyoom ]; then
+      systemctl enable --now earlyoom >/dev/null
+    else
+      apt-get install -y earlyoom >/dev/null # enables and starts it, as Debian's package does
+    fi
   else
     apt-get purge -y earlyoom >/dev/null
   fi
@@ -304,7 +316,9 @@ state_inside() {
   shift
   keys=" $* "
   if [[ $keys == *" all "* ]]; then keys=" ${STATE_KEYS[*]} "; fi
+  state_get "$i" sudo >/dev/null # read the state file once, here
   ensure_user
+  user_id >/dev/null
   mkdir -p /etc/netplan # the host's network config tool is netplan (stand-in in /usr/local/bin)
   if [[ $keys == *" boot "* ]]; then
     apply_cache "$i"
