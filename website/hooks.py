@@ -163,7 +163,70 @@ def missing_cli_anchors(html: str) -> list[str]:
     return [" ".join(("sparkrun", *p)) for p in command_paths() if cli_anchor(p) not in ids]
 
 
+CLICK_START, CLICK_END = "<!-- mkdocs-click: start -->", "<!-- mkdocs-click: end -->"
+
+
+def mark_click_blocks(lines: list[str]) -> list[str]:
+    """Put sentinels around each `::: mkdocs-click` block (before mkdocs-click expands it)."""
+    out: list[str] = []
+    inside = False
+    for line in lines:
+        if inside and not line.startswith("    "):
+            out.append(CLICK_END)
+            inside = False
+        if line.strip() == "::: mkdocs-click":
+            out.append(CLICK_START)
+            inside = True
+        out.append(line)
+    return [*out, CLICK_END] if inside else out
+
+
+def keep_preformatted_help(lines: list[str]) -> list[str]:
+    """Inside expanded mkdocs-click blocks, show help paragraphs written pre-formatted (Click's `\\b` blocks: lines
+    after the first indented) as code, the way `--help` prints them, instead of one run-together paragraph."""
+    out: list[str] = []
+    inside, paragraph = False, []
+    for line in [*lines, ""]:
+        if line in (CLICK_START, CLICK_END):
+            inside = line == CLICK_START
+            continue
+        if inside and line.strip():
+            paragraph.append(line)
+            continue
+        if len(paragraph) > 1 and all(p.startswith("  ") for p in paragraph[1:]):
+            paragraph = ["", *("    " + p for p in paragraph)]
+        out += [*paragraph, line]
+        paragraph = []
+    return out[:-1]
+
+
+def _click_help_extension() -> Any:
+    from markdown.extensions import Extension
+    from markdown.preprocessors import Preprocessor
+
+    class Mark(Preprocessor):
+        def run(self, lines: list[str]) -> list[str]:
+            return mark_click_blocks(lines)
+
+    class Keep(Preprocessor):
+        def run(self, lines: list[str]) -> list[str]:
+            return keep_preformatted_help(lines)
+
+    class ClickHelpExtension(Extension):
+        def extendMarkdown(self, md: Any) -> None:
+            # mkdocs-click expands its blocks at priority 141: mark them before, rework its output after.
+            md.preprocessors.register(Mark(md), "sparkrun_click_mark", 142)
+            md.preprocessors.register(Keep(md), "sparkrun_click_help", 140)
+
+    return ClickHelpExtension()
+
+
 # ---- MkDocs hook entry points ------------------------------------------------------------------------------------
+def on_config(config: Any) -> Any:
+    config["markdown_extensions"].append(_click_help_extension())
+    return config
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if not MARKER.search(markdown):
         return markdown
