@@ -189,7 +189,8 @@ class Checker:
             return
         positionals, rest = self._arguments(command, ctx, tokens)
         # `…` and `$ARGUMENTS` stand for "the rest": any number of arguments (and options).
-        open_ended = any(t in ELLIPSIS or t.startswith("$") for t in tokens[: len(tokens) - len(rest)])
+        given = tokens[: len(tokens) - len(rest)]
+        open_ended = any(t in ELLIPSIS or t.startswith("$") for t in given) or bool({"-h", "--help"} & set(given))
         if not alternation and not open_ended:
             self._required(command, ctx, positionals)
         if rest:
