@@ -97,7 +97,8 @@ def render_exit_codes(prose: dict[str, Any], prefix: str = "") -> str:
     classes = error_classes()
     lines = ["| code | name | meaning | raised as |", "|---:|---|---|---|"]
     for member in ExitCode:
-        raised = [f"[`{c.name}`]({prefix}troubleshooting.md#{c.name.lower()})" for c in classes if c.exit_code == member]
+        link = "[`{0}`](" + prefix + "troubleshooting.md#{1})"
+        raised = [link.format(c.name, c.name.lower()) for c in classes if c.exit_code == member]
         if member == ExitCode.USAGE:
             raised.append("Click (bad option or argument)")
         meaning = prose.get("exit_codes", {}).get(member.name, "")
@@ -116,7 +117,8 @@ def render_troubleshooting(prose: dict[str, Any]) -> str:
     for c in classes:
         entry = prose.get("errors", {}).get(c.name) or {}
         out += [f"## {c.name} {{ #{c.name.lower()} }}", ""]
-        out.append(f"Exit code **{c.exit_code}** (`{c.exit_name}`)" + (f"; a kind of `{c.parent}`." if c.parent else "."))
+        kind = f"; a kind of `{c.parent}`." if c.parent else "."
+        out.append(f"Exit code **{c.exit_code}** (`{c.exit_name}`){kind}")
         out += ["", str(entry.get("means", "")).strip(), "", "Looks like:", "", "```text"]
         out += [str(e) for e in entry.get("examples", [])]
         out += ["```", "", "**Fix.** " + str(entry.get("fix", "")).strip(), ""]

@@ -200,7 +200,6 @@ class Checker:
         """After `|`: more options of the same command, a sibling subcommand, a placeholder, or a pipe (stop)."""
         if not tokens:
             return
-        command, ctx = chain[-1]
         parent_chain = chain[:-1]
         if tokens[0].startswith("-"):
             self._walk(chain, tokens, alternation=True)
@@ -250,23 +249,25 @@ class Checker:
             return 1
         option = self._find(command, name)
         if option is None:
-            bundle = [self._find(command, f"-{c}") for c in name[1:]] if not name.startswith("--") else []
-            if bundle and all(o is not None and o.is_flag or o is not None and o.count for o in bundle):
-                return 1
-            self.problems.append(f"`{ctx.command_path}` has no option {name}")
+            if not self._flag_bundle(command, name):  # -vv
+                self.problems.append(f"`{ctx.command_path}` has no option {name}")
             return 1
         if option.is_flag or option.count:
             if glued:
                 self.problems.append(f"`{ctx.command_path} {name}` is a flag and takes no value")
             return 1
-        if glued:
-            self._value(option, ctx, name, glued)
-            return 1
-        if i + 1 >= len(tokens) or tokens[i + 1] in ("|", "--"):
+        value = glued or (tokens[i + 1] if i + 1 < len(tokens) and tokens[i + 1] not in ("|", "--") else None)
+        if value is None:
             self.problems.append(f"`{ctx.command_path} {name}` needs a value")
             return 1
-        self._value(option, ctx, name, tokens[i + 1])
-        return 2
+        self._value(option, ctx, name, value)
+        return 1 if glued else 2
+
+    def _flag_bundle(self, command: click.Command, name: str) -> bool:
+        if name.startswith("--") or len(name) < 3:
+            return False
+        options = [self._find(command, f"-{c}") for c in name[1:]]
+        return all(o is not None and (o.is_flag or o.count) for o in options)
 
     def _value(self, option: click.Option, ctx: click.Context, name: str, value: str) -> None:
         if is_placeholder(value):

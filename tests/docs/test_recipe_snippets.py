@@ -40,8 +40,8 @@ def test_a_broken_recipe_snippet_would_fail(tmp_path: Path) -> None:
 def test_only_whole_recipes_count_as_recipe_snippets(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
-        "```yaml\nmodel: a/b\n```\n\n```yaml\noverrides:\n  - when: {tp: 2}\n```\n\n```json\n{\"model\": 1}\n```\n"
-        "\n  ```yaml\n  recipe_version: \"2\"\n  model: x\n  ```\n",
+        '```yaml\nmodel: a/b\n```\n\n```yaml\noverrides:\n  - when: {tp: 2}\n```\n\n```json\n{"model": 1}\n```\n'
+        '\n  ```yaml\n  recipe_version: "2"\n  model: x\n  ```\n',
         encoding="utf-8",
     )
     blocks = fenced_blocks(page, root=tmp_path)
