@@ -31,7 +31,8 @@ unit: install
 e2e: deps install
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
-SHELL_SCRIPTS := scripts/*.sh scripts/testbed/lib/*.sh scripts/testbed/fake-nvidia-smi bench/*.sh .ci/run
+SHELL_SCRIPTS := scripts/*.sh scripts/testbed/lib/*.sh scripts/testbed/fake-nvidia-smi bench/*.sh .ci/run \
+	src/sparkrun/shell/*.sh src/sparkrun/shell/container/*.sh
 
 lint: install
 	$(BIN)/ruff check .

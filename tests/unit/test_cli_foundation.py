@@ -23,7 +23,11 @@ HEAVY = (
     "vpd",
     "huggingface_hub",
     "sparkrun.recipes",
-    "sparkrun.orchestration",
+    "sparkrun.api",
+    "sparkrun.transport",
+    "sparkrun.launch",
+    "sparkrun.core",
+    "sparkrun.jobs",
 )
 
 
