@@ -13,7 +13,6 @@ from docs.doc_examples import ROOT, Example, all_examples, check_example, docume
 # Interfaces the documentation describes while they are being built elsewhere. Each entry makes the examples that use
 # it xfail(strict=True): once the interface exists the test passes unexpectedly and fails, and the entry goes.
 PENDING = {
-    "--markdown": "integrator is adding `sparkrun run RECIPE --dry-run --markdown`",
     "sync": "integrator is building `sparkrun sync`",
     "model-cache": "integrator is building `sparkrun model-cache`",
 }
@@ -21,8 +20,6 @@ PENDING = {
 
 def _pending(example: Example) -> str | None:
     words = example.text.split()
-    if "--markdown" in words:
-        return PENDING["--markdown"]
     command = next((w for w in words[1:] if not w.startswith("-")), "")
     return PENDING.get(command) if command in ("sync", "model-cache") else None
 

@@ -128,7 +128,7 @@ def test_outputs_exercise_the_optional_parts_of_their_schemas(workdir: Path) -> 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="plan_json (orchestration/plan_output.py) prints ranks[].env with the values of secret keys given with -e;"
+    reason="plan_json (cli/plan_view.py, _rank_json) prints ranks[].env with the values of secret keys given with -e;"
     " docker_argv masks them. Integrator: mask ranks[].env like docker_argv, then drop this mark",
 )
 def test_dry_run_json_never_contains_a_secret_value(workdir: Path) -> None:

@@ -18,7 +18,6 @@ import yaml
 from docs.doc_examples import ROOT, check_example
 
 WORKFLOW = ROOT / "website" / "docs" / "ci" / "recipe-preview.yml"
-PENDING_MARKDOWN = "integrator is adding `sparkrun run RECIPE --dry-run --markdown` (placeholder hosts without -H)"
 GOOD = 'recipe_version: "2"\nmodel: Qwen/Qwen3-1.7B\nruntime: vllm\ndefaults: {port: 8000, served_model_name: q}\n'
 BAD = "model: Qwen/Qwen3-1.7B\ncommand: vllm serve {model} --port {nope}\n"
 
@@ -67,8 +66,7 @@ def _sparkrun_lines() -> list[pytest.ParameterSet]:
     for key, script in run_blocks().items():
         for match in re.finditer(r"^\s*(?:if !\s*)?(sparkrun [^|>\n]*?)(?:\s*[|>].*)?$", script, re.M):
             text = match.group(1).replace('"${args[@]}"', "RECIPE --dry-run --markdown").strip()
-            marks = [pytest.mark.xfail(strict=True, reason=PENDING_MARKDOWN)] if "--markdown" in text else []
-            lines.append(pytest.param(text, id=f"{key}: {text}", marks=marks))
+            lines.append(pytest.param(text, id=f"{key}: {text}"))
     return lines
 
 
@@ -150,7 +148,6 @@ def test_validate_step_reports_each_recipe_and_counts_the_invalid_ones(pull_requ
     assert outputs(pull_request) == {"invalid": "1"}
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING_MARKDOWN)
 def test_plans_step_renders_a_markdown_plan_for_each_valid_recipe(pull_request: dict[str, Any]) -> None:
     run_step(pull_request, "changed", BASE_SHA=pull_request["base"], HEAD_SHA=pull_request["head"])
     run_step(pull_request, "validate")
