@@ -54,9 +54,10 @@ check: lint types versions
 demo: deps install
 	bash scripts/demo.sh
 
-# CLI start-up (any user); the core loop on the local test cluster (root).
+# CLI start-up and model download against the Hub stand-in (any user); the core loop on the local test cluster (root).
 bench: install
 	bash bench/cli_startup.sh
+	bash bench/models.sh
 	bash bench/core_loop.sh
 
 bench-testbed:

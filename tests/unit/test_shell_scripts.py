@@ -132,3 +132,19 @@ def test_parameter_names_must_be_shell_identifiers() -> None:
         assignment("bad-name", "x")
     with pytest.raises(ValueError):
         assignment("X; rm -rf /", "x")
+
+
+def test_a_failed_docker_command_is_reported_by_dockers_own_error_line() -> None:
+    stderr = (
+        'invalid argument "nofile=lots" for "--ulimit" flag: invalid ulimit argument: nofile=lots\n'
+        "See 'docker run --help'.\n"
+    )
+    run_help = (
+        "docker: Error response from daemon: Conflict. The container name is in use.\n\n"
+        "Run 'docker run --help' for more information\n"
+    )
+    lib = (SHELL_DIR / "lib.sh").read_text()
+    for text, want in ((stderr, 'invalid argument "nofile=lots"'), (run_help, "docker: Error response")):
+        proc = run_bash(f"{lib}\nsr_docker_error {assignment('X', text).split('=', 1)[1]}")
+        assert proc.stdout.startswith(want), proc.stdout
+        assert "--help" not in proc.stdout

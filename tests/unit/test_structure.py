@@ -32,13 +32,50 @@ ALLOWED: dict[str, set[str]] = {
     "core": {"errors", "hosts", "shell", "transport"},
     "models": {"errors", "config", "hosts", "shell", "transport", "core"},
     "jobs": {"errors", "config", "hosts", "clusters", "shell", "transport", "core"},
-    "launch": {"errors", "config", "hosts", "clusters", "shell", "transport", "core", "jobs", "recipes", "runtimes",
-               "models", "__init__"},
-    "api": {"errors", "config", "hosts", "clusters", "shell", "transport", "core", "jobs", "launch", "recipes",
-            "runtimes", "plugins", "models"},
+    "launch": {
+        "errors",
+        "config",
+        "hosts",
+        "clusters",
+        "shell",
+        "transport",
+        "core",
+        "jobs",
+        "recipes",
+        "runtimes",
+        "models",
+        "__init__",
+    },
+    "api": {
+        "errors",
+        "config",
+        "hosts",
+        "clusters",
+        "shell",
+        "transport",
+        "core",
+        "jobs",
+        "launch",
+        "recipes",
+        "runtimes",
+        "plugins",
+        "models",
+    },
     # The CLI parses, calls the core API and renders; it never reaches the execution layers (transport, shell,
     # jobs, launch) itself. `core` only for rendering its events.
-    "cli": {"cli", "api", "errors", "config", "hosts", "clusters", "recipes", "plugins", "runtimes", "core", "__init__"},
+    "cli": {
+        "cli",
+        "api",
+        "errors",
+        "config",
+        "hosts",
+        "clusters",
+        "recipes",
+        "plugins",
+        "runtimes",
+        "core",
+        "__init__",
+    },
 }
 
 
@@ -97,8 +134,11 @@ def test_each_module_imports_only_the_layers_below_it(path: Path) -> None:
     layer = layer_of(path)
     assert layer in ALLOWED, f"{path}: layer {layer!r} is not in the layer table (tests/unit/test_structure.py)"
     tree = ast.parse(path.read_text())
-    bad = [f"line {n}: imports sparkrun.{target}" for n, target in sparkrun_imports(tree)
-           if target != layer and target not in ALLOWED[layer]]
+    bad = [
+        f"line {n}: imports sparkrun.{target}"
+        for n, target in sparkrun_imports(tree)
+        if target != layer and target not in ALLOWED[layer]
+    ]
     assert not bad, f"{path.relative_to(SRC)} ({layer}) may import {sorted(ALLOWED[layer])}: " + "; ".join(bad)
 
 

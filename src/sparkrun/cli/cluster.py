@@ -140,7 +140,6 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
     """Show cluster NAME."""
     import yaml  # deferred: only `cluster show` prints YAML
 
-
     data = h.cluster_to_mapping(h.load_cluster(name))
     data["default"] = h.default_cluster_name(app.user_config) == name
     if as_json:
