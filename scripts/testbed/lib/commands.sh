@@ -23,6 +23,7 @@ cmd_up() {
   install_helpers
   ensure_engine_tar
   ensure_switch
+  host_template
   for ((i = 1; i <= n; i++)); do
     ensure_hostkey "$i"
     ensure_user_keys "$i"

@@ -39,7 +39,7 @@ install_helpers() {
 # Runs INSIDE: netns tb-h<i> (nsenter) + new private mount, UTS and PID namespaces (unshare), as PID 1 of the
 # host; /proc is already the host's own (unshare --mount-proc).
 hostinit() {
-  local i=$1 H d n boot=boot
+  local i=$1 H d n boot
   H=$(hdir "$i")
   export PATH=$SYS_PATH
   hostname "tb-h$i"
@@ -62,7 +62,11 @@ hostinit() {
     mount --bind "$H/ib" /sys/class/infiniband
   fi
   # its own /etc (users, groups, sudoers, netplan, ...) and /usr/local/bin: overlays whose changes stay in $H
-  [ -e "$H/etc.upper/passwd" ] || boot=all # first start: no user yet, so the whole state is applied below
+  # first start: the disk holds the prepared state's files (template), so apply what differs from it; a restart
+  # only does what a booting host does (mounts, enabled services, netplan): the disk keeps the rest
+  boot=boot
+  [ -e "$H/booted" ] || boot="boot $(state_changed "$i" | tr '\n' ' ')"
+  [ -e "$H/etc.upper/passwd" ] || boot=all # no template: apply everything with the tools
   mount -t overlay tb-etc -o "lowerdir=/etc,upperdir=$H/etc.upper,workdir=$H/etc.work" /etc
   mount -t overlay tb-bin -o "lowerdir=$H/fakebin:/usr/local/bin,upperdir=$H/bin.upper,workdir=$H/bin.work" /usr/local/bin
   mount --bind "$H/run" /run # /var/run -> /run: docker.sock, sshd privsep dir
@@ -80,7 +84,9 @@ hostinit() {
     </dev/null >>"$H/log/dockerd.log" 2>&1 &
   # while dockerd starts: the user, sudo, groups, HF cache, services, netplan (first start: all of the state)
   local t0=$EPOCHREALTIME
-  state_inside "$i" "$boot" || echo "applying the host state failed" >&2
+  # shellcheck disable=SC2086 # a word list
+  state_inside "$i" $boot || echo "applying the host state failed" >&2
+  touch "$H/booted"
   echo "host state ($boot) applied in $(((${EPOCHREALTIME/./} - ${t0/./}) / 1000)) ms" >&2
   env -i PATH="$SYS_PATH" /usr/sbin/sshd -f "$H/sshd_config" -E "$H/log/sshd.log" || echo "sshd failed to start" >&2
   touch /run/.tb-started
@@ -183,10 +189,11 @@ host_up() { # I GPUS: bring host I up (retrying); 0 = up, 1 = failed (reason in 
     rm -f "$H/failure" "$H/version"
     echo "=== $(date '+%F %T') start attempt $attempt" | tee -a "$H/log/dockerd.log" >>"$H/log/init.log"
     if ((fresh)); then
-      rm -rf "$H"/{etc.upper,etc.work,bin.upper,bin.work,homes,state}
+      rm -rf "$H"/{etc.upper,etc.work,bin.upper,bin.work,homes,state,booted}
       state_parse "${flags[@]}" | state_merge "$i"
     fi
     write_host_files "$i"
+    if ((fresh)); then host_from_template "$i"; fi
     setup_fakebin "$i" "$gpus"
     if ((attempt > 1)); then rm -rf "$(ddir "$i")"; fi # in case the data root is what broke
     if host_start "$i" && wait_host_ready "$i"; then

@@ -187,6 +187,50 @@ cx7_outside() { # I [live]: the CX7 port (IB tree, netdev) as the state says; li
   fi
 }
 
+# The prepared state's changes to a new host's /etc and /usr/local/bin (the user with its groups, sudoers, netplan
+# dir, earlyoom installed and enabled), made with the real tools (useradd --prefix ...) once per change of this
+# machine's user database, then copied into each new host's overlay upper dirs: cheaper than running the tools in
+# every host at every start. Anything else in a host's state is applied with the tools in the host when it boots.
+host_template() {
+  local t=$TB_STATE/cache/host-template key uid f
+  key=$(cat /etc/passwd /etc/group /etc/shadow /etc/gshadow "$TB_SRC/hostbin/apt-get" "$TB_SRC/hostbin/earlyoom" \
+    "${BASH_SOURCE[0]}" 2>/dev/null | sha256sum | cut -c1-16)
+  [ "$(cat "$t/key" 2>/dev/null)" = "$key" ] && return 0
+  uid=$(user_id)
+  rm -rf "$t"
+  mkdir -p "$t/etc/sudoers.d" "$t/etc/netplan" "$t/etc/default"
+  for f in passwd group shadow gshadow subuid subgid login.defs default/useradd; do
+    if [ -e "/etc/$f" ]; then cp -a "/etc/$f" "$t/etc/$f"; fi
+  done
+  groupadd -P "$t" -g "$uid" "$TB_USER"
+  # -l: no lastlog/faillog entry; '*': no password, but not locked (sshd without PAM refuses locked accounts)
+  useradd -P "$t" -l -M -u "$uid" -g "$uid" -d "/home/$TB_USER" -s /bin/bash -p '*' "$TB_USER"
+  usermod -P "$t" -a -G docker,sudo "$TB_USER"
+  rm -rf "${t:?}/etc/login.defs" "${t:?}/etc/default/useradd" "${t:?}/etc/"*- "${t:?}/var"
+  printf 'Defaults lecture=never\n' >"$t/etc/sudoers.d/testbed" # sudo would write /var/lib/sudo/lectured (shared)
+  printf '%s ALL=(ALL:ALL) NOPASSWD: ALL\n' "$TB_USER" >"$t/etc/sudoers.d/$TB_USER-nopasswd"
+  chmod 440 "$t/etc/sudoers.d/"*
+  mkdir -p "$t/bin"
+  PAYLOAD=$TB_SRC/hostbin "$TB_SRC/hostbin/apt-get" __layout "$t" earlyoom
+  mv "$t/usr/local/bin/earlyoom" "$t/bin/earlyoom"
+  rm -rf "${t:?}/usr"
+  echo "$key" >"$t/key"
+}
+
+host_from_template() { # I: a new host's disk: the prepared state
+  local H t=$TB_STATE/cache/host-template
+  H=$(hdir "$1")
+  cp -a "$t/etc/." "$H/etc.upper/"
+  cp -a "$t/bin/." "$H/bin.upper/"
+}
+
+state_changed() { # I: the keys of host i's state that differ from the prepared state
+  local k
+  for k in "${STATE_KEYS[@]}"; do
+    [ "$(state_get "$1" "$k")" = "$(state_default "$k")" ] || echo "$k"
+  done
+}
+
 host_state_flags() { # I: the flags `up` applies to host i (TB_HOST_STATE, TB_HOST_STATE_<i>, TB_FAKE_IB=1)
   local v="TB_HOST_STATE_$1"
   local f
@@ -321,10 +365,9 @@ state_inside() {
   user_id >/dev/null
   mkdir -p /etc/netplan # the host's network config tool is netplan (stand-in in /usr/local/bin)
   if [[ $keys == *" boot "* ]]; then
-    apply_cache "$i"
+    [[ $keys == *" cache-"* || $keys == *" hf-cache "* ]] || apply_cache "$i"
     systemctl __boot
     if compgen -G '/etc/netplan/*.yaml' >/dev/null; then netplan apply; fi
-    return 0
   fi
   if [[ $keys == *" sudo "* || $keys == *" password "* ]]; then apply_sudo "$i"; fi
   if [[ $keys == *" docker-group "* ]]; then set_group docker "$(state_get "$i" docker-group)"; fi
