@@ -149,15 +149,11 @@ setup_fakebin() {
   local i=$1 n=$2 H
   H=$(hdir "$i")
   rm -rf "$H/fakebin"
-  mkdir -p "$H/fakebin/.testbed"
-  cp "$TB_STATE/bin/hostbin/"{systemctl,apt-get,dpkg-query,netplan,timedatectl} "$H/fakebin/"
-  cp "$TB_STATE/bin/hostbin/apt-get" "$H/fakebin/apt"
-  cp "$TB_STATE/bin/hostbin/dpkg-query" "$H/fakebin/dpkg"
-  cp "$TB_STATE/bin/hostbin/"{earlyoom,date} "$H/fakebin/.testbed/"
-  ((n > 0)) || return 0
-  cp "$TB_STATE/bin/fake-nvidia-smi" "$H/fakebin/nvidia-smi"
+  if ((n == 0)); then cp -a "$TB_STATE/bin/fakebin" "$H/fakebin"; return 0; fi
   # dockerd registers its "nvidia" device driver (so `docker run --gpus ...` works) only if this hook is on its
   # PATH when it starts. The stub also copies nvidia-smi into containers started with --gpus, like the real one.
+  cp -a "$TB_STATE/bin/fakebin" "$H/fakebin"
+  cp "$TB_STATE/bin/fake-nvidia-smi" "$H/fakebin/nvidia-smi"
   cp "$TB_STATE/bin/nvidia-container-runtime-hook" "$H/fakebin/nvidia-container-runtime-hook"
   echo "$n" >"$H/fakebin/.tb-fake-gpus"
 }

@@ -21,11 +21,17 @@ install_helpers() {
     install -m 755 "$TB_SRC/$f" "$TB_STATE/bin/$f.new"
     mv -f "$TB_STATE/bin/$f.new" "$TB_STATE/bin/$f"
   done
-  mkdir -p "$TB_STATE/bin/hostbin"
-  for f in "$TB_SRC"/hostbin/*; do
-    install -m 755 "$f" "$TB_STATE/bin/hostbin/${f##*/}.new"
-    mv -f "$TB_STATE/bin/hostbin/${f##*/}.new" "$TB_STATE/bin/hostbin/${f##*/}"
-  done
+  # what each host's /usr/local/bin adds (copied per host by setup_fakebin): the stand-ins for the host's system
+  # tools and their payloads (.testbed/), laid out once here, then swapped in whole
+  local fb=$TB_STATE/bin/fakebin
+  rm -rf "$fb.new"
+  mkdir -p "$fb.new/.testbed"
+  install -m 755 -t "$fb.new" "$TB_SRC/hostbin/"{systemctl,apt-get,dpkg-query,netplan,timedatectl}
+  install -m 755 -t "$fb.new/.testbed" "$TB_SRC/hostbin/"{earlyoom,date}
+  ln "$fb.new/apt-get" "$fb.new/apt"
+  ln "$fb.new/dpkg-query" "$fb.new/dpkg"
+  rm -rf "$fb" "$TB_STATE/bin/hostbin"
+  mv "$fb.new" "$fb"
   mkdir -p "$TB_STATE/bin/testbed/lib"
   for f in "$TB_SRC"/lib/*.sh; do
     install -m 644 "$f" "$TB_STATE/bin/testbed/lib/${f##*/}.new"

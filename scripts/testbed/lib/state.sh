@@ -126,39 +126,41 @@ ensure_user_keys() { # I: the persistent key pairs of root and the user on host 
 
 # write_user_ssh I USER DIR UID MESH: ~/.ssh of USER on host i. The control machine's key is always authorized;
 # in the mesh, USER has its own key pair, every host's USER key is authorized and known_hosts knows every host.
+# (Files are read and written with bash builtins: this runs for every host at every `up`.)
 write_user_ssh() {
-  local i=$1 u=$2 d=$3/.ssh uid=$4 mesh=$5 j
-  install -d -m 700 -o "$uid" -g "$uid" "$d"
-  {
-    cat "$TB_STATE/keys/id_ed25519.pub"
-    if [ "$mesh" = yes ]; then
-      for j in $(known_indices); do cat "$TB_STATE/keys/$u-h${j}_ed25519.pub" 2>/dev/null || true; done
-    fi
-  } >"$d/authorized_keys.tmp"
+  local i=$1 u=$2 d=$3/.ssh uid=$4 mesh=$5 j k auth keys
+  mkdir -p "$d"
+  read -r auth <"$TB_STATE/keys/id_ed25519.pub"
+  auth+=$'\n'
   if [ "$mesh" = yes ]; then
-    install -m 600 -o "$uid" -g "$uid" "$TB_STATE/keys/$u-h${i}_ed25519" "$d/id_ed25519"
-    install -m 644 -o "$uid" -g "$uid" "$TB_STATE/keys/$u-h${i}_ed25519.pub" "$d/id_ed25519.pub"
-    install -m 644 -o "$uid" -g "$uid" "$TB_STATE/known_hosts" "$d/known_hosts"
+    for j in "${KNOWN[@]}"; do
+      if [ -f "$TB_STATE/keys/$u-h${j}_ed25519.pub" ]; then read -r k <"$TB_STATE/keys/$u-h${j}_ed25519.pub"; auth+=$k$'\n'; fi
+    done
+    keys=$TB_STATE/keys/$u-h${i}_ed25519
+    printf '%s\n' "$(<"$keys")" >"$d/id_ed25519"
+    printf '%s\n' "$(<"$keys.pub")" >"$d/id_ed25519.pub"
+    printf '%s\n' "$(<"$TB_STATE/known_hosts")" >"$d/known_hosts"
   else
     rm -f "$d/id_ed25519" "$d/id_ed25519.pub" "$d/known_hosts"
   fi
-  chown "$uid:$uid" "$d/authorized_keys.tmp"
-  chmod 600 "$d/authorized_keys.tmp"
+  printf '%s' "$auth" >"$d/authorized_keys.tmp"
   mv -f "$d/authorized_keys.tmp" "$d/authorized_keys"
+  chmod 700 "$d"
+  chmod 600 "$d/authorized_keys" "$d"/id_ed25519 2>/dev/null || true
+  chown -R "$uid:$uid" "$d"
 }
 
 write_user_files() { # I: homes and ~/.ssh of root and the user, as the state says
-  local i=$1 H uh uid
+  local i=$1 H uh uid KNOWN=()
   H=$(hdir "$i")
   uid=$(user_id)
   uh=$(user_home "$i")
-  install -d -m 755 "$H/homes"
+  mapfile -t KNOWN < <(known_indices)
   if [ ! -d "$uh" ]; then
-    install -d -m 750 -o "$uid" -g "$uid" "$uh" "$uh/.cache"
-    install -d -m 755 -o "$uid" -g "$uid" "$uh/.cache/huggingface"
-    for f in .bashrc .profile; do
-      [ -f "/etc/skel/$f" ] && install -m 644 -o "$uid" -g "$uid" "/etc/skel/$f" "$uh/$f"
-    done
+    mkdir -p "$uh/.cache/huggingface"
+    cp /etc/skel/.bashrc /etc/skel/.profile "$uh/" 2>/dev/null || true
+    chmod 750 "$uh" "$uh/.cache"
+    chown -R "$uid:$uid" "$uh"
   fi
   write_user_ssh "$i" root "$H/home" 0 "$(state_get "$i" mesh-root)"
   write_user_ssh "$i" "$TB_USER" "$uh" "$uid" "$(state_get "$i" mesh-user)"
@@ -168,6 +170,10 @@ cx7_outside() { # I [live]: the CX7 port (IB tree, netdev) as the state says; li
   local i=$1 live=${2:-} H mode p
   H=$(hdir "$i")
   mode=$(state_get "$i" cx7)
+  if [ "$mode" = absent ] && [ -z "$live" ]; then # a host being started: its new netns has no CX7 netdev
+    rm -rf "$H/ib" "$H/ib.on"
+    return 0
+  fi
   if [ "$mode" = absent ]; then
     if [ -n "$live" ] && p=$(host_pid1 "$i"); then
       nsenter -t "$p" --mount -- sh -c 'if mountpoint -q /sys/class/infiniband; then umount /sys/class/infiniband; fi
