@@ -301,6 +301,7 @@ cmd_state() {
   local h=${1:?usage: state HOST|all [prepared] [KEY=VALUE...]} i idx=()
   shift
   if [ "$h" = all ]; then mapfile -t idx < <(running_indices); else idx=("$(host_idx "$h")"); fi
+  need_root # the state file holds the user's password (mode 600)
   if (($# == 0)); then
     for i in "${idx[@]}"; do
       ((${#idx[@]} == 1)) || echo "# h$i"
@@ -308,7 +309,6 @@ cmd_state() {
     done
     return 0
   fi
-  need_root
   state_parse "$@" >/dev/null
   take_lock
   for i in "${idx[@]}"; do
