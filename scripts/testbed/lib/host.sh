@@ -17,6 +17,9 @@ ensure_hostkey() { # host keys persist across down/up so known_hosts stays valid
 # do not see.
 install_helpers() {
   local f
+  # nothing to copy when neither the sources nor the installed copies changed since the last copy (paths, sizes,
+  # mtimes: another checkout's testbed.sh may have installed its own copies meanwhile)
+  if [ -f "$TB_STATE/bin/stamp" ] && [ "$(<"$TB_STATE/bin/stamp")" = "$(helpers_stamp)" ]; then return 0; fi
   for f in fake-nvidia-smi nvidia-container-runtime-hook nfq_delay.py; do
     install -m 755 "$TB_SRC/$f" "$TB_STATE/bin/$f.new"
     mv -f "$TB_STATE/bin/$f.new" "$TB_STATE/bin/$f"
@@ -39,6 +42,12 @@ install_helpers() {
   done
   install -m 755 "$TB_SELF" "$TB_STATE/bin/testbed.sh.new"
   mv -f "$TB_STATE/bin/testbed.sh.new" "$TB_STATE/bin/testbed.sh"
+  helpers_stamp >"$TB_STATE/bin/stamp"
+}
+helpers_stamp() {
+  stat -c '%n %s %Y' "$TB_SELF" "$TB_SRC"/lib/*.sh "$TB_SRC"/hostbin/* \
+    "$TB_SRC"/{fake-nvidia-smi,nvidia-container-runtime-hook,nfq_delay.py} "$TB_STATE/bin/testbed.sh" \
+    "$TB_STATE"/bin/testbed/lib/*.sh "$TB_STATE"/bin/fakebin/* 2>&1
 }
 
 # ---------------------------------------------------------------- the host itself
@@ -195,7 +204,7 @@ host_up() { # I GPUS: bring host I up (retrying); 0 = up, 1 = failed (reason in 
     rm -f "$H/failure" "$H/version"
     echo "=== $(date '+%F %T') start attempt $attempt" | tee -a "$H/log/dockerd.log" >>"$H/log/init.log"
     if ((fresh)); then
-      rm -rf "$H"/{etc.upper,etc.work,bin.upper,bin.work,homes,state,booted}
+      rm -rf "$H"/{etc.upper,etc.work,bin.upper,bin.work,homes,state,booted,ssh.stamp}
       state_parse "${flags[@]}" | state_merge "$i"
     fi
     write_host_files "$i"

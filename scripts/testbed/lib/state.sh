@@ -8,17 +8,9 @@
 TB_USER=spark
 STATE_KEYS=(sudo password docker-group mesh-root mesh-user hf-cache cache-size cache-fill earlyoom cx7 clock)
 
-state_default() {
-  case $1 in
-    sudo) echo nopasswd ;;
-    password) echo '' ;;
-    docker-group | mesh-root | mesh-user | earlyoom) echo yes ;;
-    hf-cache) echo ok ;;
-    cache-size) echo off ;;
-    cache-fill | clock) echo 0 ;;
-    cx7) echo absent ;;
-  esac
-}
+declare -A STATE_DEFAULTS=([sudo]=nopasswd [password]='' [docker-group]=yes [mesh-root]=yes [mesh-user]=yes
+  [hf-cache]=ok [cache-size]=off [cache-fill]=0 [earlyoom]=yes [cx7]=absent [clock]=0)
+state_default() { echo "${STATE_DEFAULTS[$1]}"; }
 
 # The user's uid = gid: the first id >= 1000 that the control machine's /etc/passwd and /etc/group leave free (the
 # hosts' /etc starts as the control machine's); once the user exists (inside a host), its own id. Same everywhere.
@@ -128,7 +120,7 @@ ensure_user_keys() { # I: the persistent key pairs of root and the user on host 
 # in the mesh, USER has its own key pair, every host's USER key is authorized and known_hosts knows every host.
 # (Files are read and written with bash builtins: this runs for every host at every `up`.)
 write_user_ssh() {
-  local i=$1 u=$2 d=$3/.ssh uid=$4 mesh=$5 j k auth keys
+  local i=$1 u=$2 d=$3/.ssh uid=$4 mesh=$5 j k auth
   mkdir -p "$d"
   read -r auth <"$TB_STATE/keys/id_ed25519.pub"
   auth+=$'\n'
@@ -136,10 +128,9 @@ write_user_ssh() {
     for j in "${KNOWN[@]}"; do
       if [ -f "$TB_STATE/keys/$u-h${j}_ed25519.pub" ]; then read -r k <"$TB_STATE/keys/$u-h${j}_ed25519.pub"; auth+=$k$'\n'; fi
     done
-    keys=$TB_STATE/keys/$u-h${i}_ed25519
-    printf '%s\n' "$(<"$keys")" >"$d/id_ed25519"
-    printf '%s\n' "$(<"$keys.pub")" >"$d/id_ed25519.pub"
-    printf '%s\n' "$(<"$TB_STATE/known_hosts")" >"$d/known_hosts"
+    copy_text "$TB_STATE/keys/$u-h${i}_ed25519" "$d/id_ed25519"
+    copy_text "$TB_STATE/keys/$u-h${i}_ed25519.pub" "$d/id_ed25519.pub"
+    copy_text "$TB_STATE/known_hosts" "$d/known_hosts"
   else
     rm -f "$d/id_ed25519" "$d/id_ed25519.pub" "$d/known_hosts"
   fi
@@ -149,13 +140,20 @@ write_user_ssh() {
   chmod 600 "$d/authorized_keys" "$d"/id_ed25519 2>/dev/null || true
   chown -R "$uid:$uid" "$d"
 }
+copy_text() { # SRC DST with builtins (no fork)
+  local text
+  IFS= read -r -d '' text <"$1" || true
+  printf '%s' "$text" >"$2"
+}
 
-write_user_files() { # I: homes and ~/.ssh of root and the user, as the state says
-  local i=$1 H uh uid KNOWN=()
+write_user_files() { # I: homes and ~/.ssh of root and the user, as the state says (skipped when nothing changed)
+  local i=$1 H uh uid stamp KNOWN=()
   H=$(hdir "$i")
   uid=$(user_id)
   uh=$(user_home "$i")
   mapfile -t KNOWN < <(known_indices)
+  stamp="${KNOWN[*]} $(state_get "$i" mesh-root) $(state_get "$i" mesh-user)"
+  if [ -d "$uh" ] && [ -f "$H/ssh.stamp" ] && [ "$(<"$H/ssh.stamp")" = "$stamp" ]; then return 0; fi
   if [ ! -d "$uh" ]; then
     mkdir -p "$uh/.cache/huggingface"
     cp /etc/skel/.bashrc /etc/skel/.profile "$uh/" 2>/dev/null || true
@@ -164,6 +162,7 @@ write_user_files() { # I: homes and ~/.ssh of root and the user, as the state sa
   fi
   write_user_ssh "$i" root "$H/home" 0 "$(state_get "$i" mesh-root)"
   write_user_ssh "$i" "$TB_USER" "$uh" "$uid" "$(state_get "$i" mesh-user)"
+  echo "$stamp" >"$H/ssh.stamp"
 }
 
 cx7_outside() { # I [live]: the CX7 port (IB tree, netdev) as the state says; live = mount/unmount in the running host
@@ -199,9 +198,9 @@ cx7_outside() { # I [live]: the CX7 port (IB tree, netdev) as the state says; li
 # every host at every start. Anything else in a host's state is applied with the tools in the host when it boots.
 host_template() {
   local t=$TB_STATE/cache/host-template key uid f
-  key=$(cat /etc/passwd /etc/group /etc/shadow /etc/gshadow "$TB_SRC/hostbin/apt-get" "$TB_SRC/hostbin/earlyoom" \
-    "${BASH_SOURCE[0]}" 2>/dev/null | sha256sum | cut -c1-16)
-  [ "$(cat "$t/key" 2>/dev/null)" = "$key" ] && return 0
+  key=$(stat -c '%n %s %Y' /etc/passwd /etc/group /etc/shadow /etc/gshadow "$TB_SRC/hostbin/apt-get" \
+    "$TB_SRC/hostbin/earlyoom" "${BASH_SOURCE[0]}" 2>&1)
+  if [ -f "$t/key" ] && [ "$(<"$t/key")" = "$key" ]; then return 0; fi
   uid=$(user_id)
   rm -rf "$t"
   mkdir -p "$t/etc/sudoers.d" "$t/etc/netplan" "$t/etc/default"
@@ -232,8 +231,9 @@ host_from_template() { # I: a new host's disk: the prepared state
 
 state_changed() { # I: the keys of host i's state that differ from the prepared state
   local k
+  state_get "$1" sudo >/dev/null # loads STATE_VALUES (no subshell per key below)
   for k in "${STATE_KEYS[@]}"; do
-    [ "$(state_get "$1" "$k")" = "$(state_default "$k")" ] || echo "$k"
+    if [[ -v STATE_VALUES[$k] ]] && [ "${STATE_VALUES[$k]}" != "${STATE_DEFAULTS[$k]}" ]; then echo "$k"; fi
   done
 }
 
@@ -371,7 +371,10 @@ state_inside() {
   user_id >/dev/null
   mkdir -p /etc/netplan # the host's network config tool is netplan (stand-in in /usr/local/bin)
   if [[ $keys == *" boot "* ]]; then
-    [[ $keys == *" cache-"* || $keys == *" hf-cache "* ]] || apply_cache "$i"
+    # a restart re-mounts the cache tmpfs (ownership and the filler are on the disk or come with the mount)
+    if [ "$(state_get "$i" cache-size)" != off ] && ! [[ $keys == *" cache-"* || $keys == *" hf-cache "* ]]; then
+      apply_cache "$i"
+    fi
     systemctl __boot
     if compgen -G '/etc/netplan/*.yaml' >/dev/null; then netplan apply; fi
   fi
