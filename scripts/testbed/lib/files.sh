@@ -4,13 +4,14 @@
 # shellcheck disable=SC2154  # settings come from scripts/testbed.sh
 
 # ---------------------------------------------------------------- client and host files
-known_indices() { # indices with a host key, ascending
-  local f
+known_indices() { # indices with a host key, ascending (builtins only: called for every host at every `up`)
+  local f n idx=()
   for f in "$TB_STATE"/keys/host*_ed25519; do
-    [ -e "$f" ] || continue
-    f=${f##*/host}
-    echo "${f%_ed25519}"
-  done | sort -n
+    n=${f##*/host}
+    n=${n%_ed25519}
+    if [[ $n =~ ^[0-9]+$ ]]; then idx[10#$n]=$n; fi
+  done
+  if ((${#idx[@]})); then printf '%s\n' "${idx[@]}"; fi
 }
 running_indices() {
   local d i

@@ -207,8 +207,11 @@ host_up() { # I GPUS: bring host I up (retrying); 0 = up, 1 = failed (reason in 
       rm -rf "$H"/{etc.upper,etc.work,bin.upper,bin.work,homes,state,booted,ssh.stamp}
       state_parse "${flags[@]}" | state_merge "$i"
     fi
+    if ((fresh)); then
+      mkdir -p "$H"/{etc.work,bin.work}
+      host_from_template "$i"
+    fi
     write_host_files "$i"
-    if ((fresh)); then host_from_template "$i"; fi
     setup_fakebin "$i" "$gpus"
     if ((attempt > 1)); then rm -rf "$(ddir "$i")"; fi # in case the data root is what broke
     if host_start "$i" && wait_host_ready "$i"; then

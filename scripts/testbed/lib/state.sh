@@ -121,24 +121,25 @@ ensure_user_keys() { # I: the persistent key pairs of root and the user on host 
 # (Files are read and written with bash builtins: this runs for every host at every `up`.)
 write_user_ssh() {
   local i=$1 u=$2 d=$3/.ssh uid=$4 mesh=$5 j k auth
-  mkdir -p "$d"
+  [ -d "$d" ] || mkdir -p "$d"
   read -r auth <"$TB_STATE/keys/id_ed25519.pub"
   auth+=$'\n'
-  if [ "$mesh" = yes ]; then
-    for j in "${KNOWN[@]}"; do
-      if [ -f "$TB_STATE/keys/$u-h${j}_ed25519.pub" ]; then read -r k <"$TB_STATE/keys/$u-h${j}_ed25519.pub"; auth+=$k$'\n'; fi
-    done
-    copy_text "$TB_STATE/keys/$u-h${i}_ed25519" "$d/id_ed25519"
-    copy_text "$TB_STATE/keys/$u-h${i}_ed25519.pub" "$d/id_ed25519.pub"
-    copy_text "$TB_STATE/known_hosts" "$d/known_hosts"
-  else
-    rm -f "$d/id_ed25519" "$d/id_ed25519.pub" "$d/known_hosts"
-  fi
-  printf '%s' "$auth" >"$d/authorized_keys.tmp"
+  (
+    umask 077
+    if [ "$mesh" = yes ]; then
+      for j in "${KNOWN[@]}"; do
+        if [ -f "$TB_STATE/keys/$u-h${j}_ed25519.pub" ]; then read -r k <"$TB_STATE/keys/$u-h${j}_ed25519.pub"; auth+=$k$'\n'; fi
+      done
+      copy_text "$TB_STATE/keys/$u-h${i}_ed25519" "$d/id_ed25519"
+      copy_text "$TB_STATE/keys/$u-h${i}_ed25519.pub" "$d/id_ed25519.pub"
+      copy_text "$TB_STATE/known_hosts" "$d/known_hosts"
+    else
+      rm -f "$d/id_ed25519" "$d/id_ed25519.pub" "$d/known_hosts"
+    fi
+    printf '%s' "$auth" >"$d/authorized_keys.tmp"
+  )
   mv -f "$d/authorized_keys.tmp" "$d/authorized_keys"
-  chmod 700 "$d"
-  chmod 600 "$d/authorized_keys" "$d"/id_ed25519 2>/dev/null || true
-  chown -R "$uid:$uid" "$d"
+  if ((uid != 0)); then chown -R "$uid:$uid" "$d"; fi
 }
 copy_text() { # SRC DST with builtins (no fork)
   local text
@@ -154,12 +155,7 @@ write_user_files() { # I: homes and ~/.ssh of root and the user, as the state sa
   mapfile -t KNOWN < <(known_indices)
   stamp="${KNOWN[*]} $(state_get "$i" mesh-root) $(state_get "$i" mesh-user)"
   if [ -d "$uh" ] && [ -f "$H/ssh.stamp" ] && [ "$(<"$H/ssh.stamp")" = "$stamp" ]; then return 0; fi
-  if [ ! -d "$uh" ]; then
-    mkdir -p "$uh/.cache/huggingface"
-    cp /etc/skel/.bashrc /etc/skel/.profile "$uh/" 2>/dev/null || true
-    chmod 750 "$uh" "$uh/.cache"
-    chown -R "$uid:$uid" "$uh"
-  fi
+  if [ ! -d "$uh" ]; then cp -a "$TB_STATE/cache/host-template/homes" "$H/"; fi
   write_user_ssh "$i" root "$H/home" 0 "$(state_get "$i" mesh-root)"
   write_user_ssh "$i" "$TB_USER" "$uh" "$uid" "$(state_get "$i" mesh-user)"
   echo "$stamp" >"$H/ssh.stamp"
@@ -219,14 +215,20 @@ host_template() {
   PAYLOAD=$TB_SRC/hostbin "$TB_SRC/hostbin/apt-get" __layout "$t" earlyoom
   mv "$t/usr/local/bin/earlyoom" "$t/bin/earlyoom"
   rm -rf "${t:?}/usr"
+  mv "$t/etc" "$t/etc.upper"
+  mv "$t/bin" "$t/bin.upper"
+  # the user's home (mesh files are added per host)
+  f=$t/homes/$TB_USER
+  mkdir -p "$f/.cache/huggingface" "$f/.ssh"
+  cp /etc/skel/.bashrc /etc/skel/.profile "$f/" 2>/dev/null || true
+  chmod 750 "$f" "$f/.cache"
+  chmod 700 "$f/.ssh"
+  chown -R "$uid:$uid" "$f"
   echo "$key" >"$t/key"
 }
 
-host_from_template() { # I: a new host's disk: the prepared state
-  local H t=$TB_STATE/cache/host-template
-  H=$(hdir "$1")
-  cp -a "$t/etc/." "$H/etc.upper/"
-  cp -a "$t/bin/." "$H/bin.upper/"
+host_from_template() { # I: a new host's disk: the prepared state (one cp)
+  cp -a "$TB_STATE/cache/host-template/"{etc.upper,bin.upper,homes} "$(hdir "$1")/"
 }
 
 state_changed() { # I: the keys of host i's state that differ from the prepared state
@@ -282,7 +284,8 @@ set_group() { # GROUP yes|no: the user's membership, with the real tools
 
 ensure_user() { # the user, created with the real tools in this host's /etc (a per-host overlay)
   local uid
-  id -u "$TB_USER" >/dev/null 2>&1 && return 0
+  if USER_ID=$(id -u "$TB_USER" 2>/dev/null); then return 0; fi
+  USER_ID=
   uid=$(user_id)
   groupadd -g "$uid" "$TB_USER"
   # -l: no lastlog/faillog entry (/var is the control machine's); '*': no password, but not locked (sshd without
@@ -369,7 +372,7 @@ state_inside() {
   state_get "$i" sudo >/dev/null # read the state file once, here
   ensure_user
   user_id >/dev/null
-  mkdir -p /etc/netplan # the host's network config tool is netplan (stand-in in /usr/local/bin)
+  [ -d /etc/netplan ] || mkdir -p /etc/netplan # the host's network config tool (stand-in in /usr/local/bin)
   if [[ $keys == *" boot "* ]]; then
     # a restart re-mounts the cache tmpfs (ownership and the filler are on the disk or come with the mount)
     if [ "$(state_get "$i" cache-size)" != off ] && ! [[ $keys == *" cache-"* || $keys == *" hf-cache "* ]]; then
