@@ -53,19 +53,20 @@ def prepare(
     confirm: Callable[[str], bool],
 ) -> tuple[LaunchRequest, Recipe]:
     from sparkrun.orchestration.hooks import HookSet
-    from sparkrun.recipes import api
+    from sparkrun.recipes import lookup, render, runtime_choice, trust, value_chain
+    from sparkrun.recipes.request import render_request
 
-    recipe = api.resolve_recipe(opts.ref, notify=lambda message: console.info(f"note: {message}"))
+    recipe = lookup.load_by_ref(opts.ref, notify=lambda message: console.info(f"note: {message}"))
     if dry_run:  # a dry-run runs nothing: show what would need --trust instead of refusing
-        gated = [] if (recipe.source.trusted or opts.trust) else api.gated_items(recipe)
+        gated = [] if (recipe.source.trusted or opts.trust) else trust.gated_items(recipe)
         for item in gated:
             console.warn(f"untrusted recipe: a real run needs --trust for {item.line()}")
     else:
-        api.check_trust(recipe, trust_flag=opts.trust, interactive=interactive, confirm=confirm)
-    runtime = runtimes.get(api.resolve_runtime_name(recipe))
-    settings = api.build_settings(recipe, runtime, opts.cli_values, opts.options)
+        trust.check_trust(recipe, trust_flag=opts.trust, interactive=interactive, confirm=confirm)
+    runtime = runtimes.get(runtime_choice.resolve_runtime_name(recipe))
+    settings = value_chain.build_settings(recipe, runtime, opts.cli_values, opts.options)
     env = split_assignments(opts.env, what="-e/--env")
-    request = api.render_request(recipe, runtime, settings, image=opts.image, extra_args=opts.extra_args, env=env)
+    request = render_request(recipe, runtime, settings, image=opts.image, extra_args=opts.extra_args, env=env)
     hooks = HookSet(
         pre_exec=recipe.pre_exec,
         post_exec=recipe.post_exec,
@@ -87,7 +88,7 @@ def prepare(
         pull="never" if opts.offline else "missing",
         extra_labels=split_assignments(opts.labels, what="--label"),
         hooks=hooks,
-        render_hook=lambda text, values: api.render_hook(text, settings, values),
+        render_hook=lambda text, values: render.render_hook(text, settings, values),
     )
     return lr, recipe
 
@@ -96,12 +97,12 @@ def _mods(recipe: Recipe, *, console: Console, dry_run: bool) -> tuple[Copy, ...
     """The recipe's mod directories, packed. A dry-run shows the plan even when a mod is missing here."""
     from sparkrun.errors import RecipeError
     from sparkrun.orchestration.hooks import pack_mods
-    from sparkrun.recipes import api
+    from sparkrun.recipes.mods import find_mod_dirs
 
     if not recipe.mods:
         return ()
     try:
-        return pack_mods(api.resolve_mods(recipe))
+        return pack_mods(find_mod_dirs(recipe).require())
     except RecipeError as exc:
         if not dry_run:
             raise

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from sparkrun.errors import SparkrunError
-from sparkrun.recipes.api import RuntimeLookup
 from sparkrun.recipes.document import parse_yaml
 from sparkrun.recipes.model import RecipeSource
 from sparkrun.recipes.registry import MANIFEST
+from sparkrun.recipes.request import RuntimeLookup
 from sparkrun.recipes.validate import Report, failed_report, validate_recipe
 
 EXCUSED = "unknown-runtime"
@@ -159,8 +159,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     out = sys.stdout.write
     for skip in summary["skipped"]:
         out(f"skip  {skip['file']}: {skip['why']}\n")
-    out(f"\nrecipes: {summary['recipes']}  valid: {summary['valid']}  rendered: {summary['rendered']}  "
-        f"median time per recipe: {summary['median_ms']} ms (load + validate + render)\n")  # fmt: skip
+    out(
+        f"\nrecipes: {summary['recipes']}  valid: {summary['valid']}  rendered: {summary['rendered']}  "
+        f"median time per recipe: {summary['median_ms']} ms (load + validate + render)\n"
+    )
     out("issues by kind:\n")
     for kind, count in summary["issues_by_kind"].items():
         out(f"  {count:4d}  {kind}\n")

@@ -17,6 +17,9 @@ from sparkrun.recipes.document import Document, merge_documents, parse_document
 from sparkrun.recipes.migrate import migrate
 from sparkrun.recipes.model import KNOWN_KEYS, Issue, Recipe, RecipeSource, freeze
 from sparkrun.recipes.overrides import parse_overrides
+from sparkrun.recipes.readiness import parse_readiness
+from sparkrun.recipes.render import format_value
+from sparkrun.recipes.value_types import OWN_CHECKS
 
 MAX_INCLUDE_DEPTH = 8
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -50,14 +53,10 @@ MAPPING_KEYS = (
 )
 HOOK_KEYS = ("pre_exec", "post_exec", "post_commands")
 PASSTHROUGH_KEYS = ("layout", "runtime_cache", "capabilities", "unsupported_capabilities")
-# defaults keys sparkrun itself reads, with the type they must have
-INT_DEFAULTS = {
-    "port": (1, 65535),
-    "tensor_parallel": (1, None),
-    "pipeline_parallel": (1, None),
-    "data_parallel": (1, None),
-    "max_model_len": (1, None),
-}
+# informational keys: a wrong type is a warning (the value is dropped), since nothing runs differently because of it
+INFO_KEYS = frozenset(
+    {"description", "name", "maintainer", "runtime_version", "sparkrun_version", "metadata", "benchmark"}
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +138,18 @@ class _Builder:
         self.issues: list[Issue] = []
 
     def error(self, key: str, message: str, code: str = "invalid-type", hint: str | None = None) -> None:
+        if code == "invalid-type" and key in INFO_KEYS:
+            self.issues.append(
+                Issue(
+                    "warning",
+                    "ignored-value",
+                    f"{message}; ignored",
+                    self.doc.where(key),
+                    key,
+                    "it is informational only: fix or delete it",
+                )
+            )
+            return
         self.issues.append(Issue("error", code, message, self.doc.where(key), key, hint))
 
     def text(self, key: str) -> str | None:
@@ -187,11 +198,20 @@ class _Builder:
     def hooks(self, key: str) -> tuple[Any, ...]:
         entries = self.listing(key)
         for i, entry in enumerate(entries):
-            ok = isinstance(entry, str) or (
-                isinstance(entry, dict) and (isinstance(entry.get("command"), str) or "copy" in entry)
-            )
-            if not ok:
-                self.error(f"{key}[{i}]", "a hook is a command string, {command, timeout} or {copy, dest}")
+            where = f"{key}[{i}]"
+            if isinstance(entry, dict) and "copy" in entry and "command" not in entry:
+                self.error(
+                    where,
+                    "`copy:` entries are not supported",
+                    "unsupported-hook",
+                    "send files with `mods:` (a directory with a run.sh) instead",
+                )
+            elif not (isinstance(entry, str) or (isinstance(entry, dict) and isinstance(entry.get("command"), str))):
+                self.error(where, "a hook is a command string or {command, timeout}", "invalid-hook")
+            elif isinstance(entry, dict) and not _seconds(entry.get("timeout", 1)):
+                self.error(
+                    f"{where}.timeout", f"expected a number of seconds, got {entry.get('timeout')!r}", "invalid-hook"
+                )
         return entries
 
     def env(self) -> dict[str, str]:
@@ -206,18 +226,28 @@ class _Builder:
         return out
 
     def defaults(self) -> Mapping[str, Any]:
-        defaults = self.mapping("defaults")
-        for key, (low, high) in INT_DEFAULTS.items():
-            value = defaults.get(key)
-            if value is None or (isinstance(value, str) and value.isdigit()):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
-                span = f"{low}..{high}" if high else f">= {low}"
-                self.error(f"defaults.{key}", f"expected an integer ({span}), got {_describe(value)}")
-        gmu = defaults.get("gpu_memory_utilization")
-        if gmu is not None and (isinstance(gmu, bool) or not isinstance(gmu, int | float) or not 0 < gmu <= 1):
-            self.error("defaults.gpu_memory_utilization", f"expected a fraction in (0, 1], got {_describe(gmu)}")
-        return {k: v for k, v in defaults.items() if v is not None}
+        """As written. The keys sparkrun reads itself (port, parallelism) are checked here; engine values later,
+        against the engine that reads them (`value_types.py`)."""
+        defaults = {k: v for k, v in self.mapping("defaults").items() if v is not None}
+        for key, check in OWN_CHECKS.items():
+            finding = check(format_value(defaults[key])) if key in defaults else None
+            if finding is not None:
+                self.error(f"defaults.{key}", finding[1], "invalid-setting")
+        return defaults
+
+    def readiness(self) -> Mapping[str, Any]:
+        data = self.mapping("readiness")
+        self.issues += parse_readiness(data, self.doc.where)[1]
+        return data
+
+
+def _seconds(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 def env_text(value: Any) -> str:
@@ -273,8 +303,16 @@ def _duplicates(doc: Document) -> list[Issue]:
     out = []
     for entry in doc.duplicates:
         where, _, key = entry.partition(" ")
-        out.append(Issue("warning", "duplicate-key", "written more than once; this later value wins", where, key,
-                         "delete the earlier one"))  # fmt: skip
+        out.append(
+            Issue(
+                "warning",
+                "duplicate-key",
+                "written more than once; this later value wins",
+                where,
+                key,
+                "delete the earlier one",
+            )
+        )
     return out
 
 
@@ -304,7 +342,10 @@ def build_recipe(doc: Document, source: RecipeSource, brace_escapes: bool, issue
         b.error("mods", "expected a list of mod directory names")
         mods = ()
     fields: dict[str, Any] = {k: text[k] for k in STR_KEYS if k not in ("description",)}
-    fields.update({k: freeze(b.mapping(k)) for k in MAPPING_KEYS if k not in ("defaults", "runtime_config")})
+    fields.update(
+        {k: freeze(b.mapping(k)) for k in MAPPING_KEYS if k not in ("defaults", "runtime_config", "readiness")}
+    )
+    fields["readiness"] = freeze(b.readiness())
     fields.update({k: b.hooks(k) for k in HOOK_KEYS})
     fields.update({k: doc.data.get(k) for k in PASSTHROUGH_KEYS})
     located = replace(

@@ -293,8 +293,11 @@ def _expand_recorded(store: RegistryStore, url: str, manifest: list[Registry], n
         if len(manifest) < 2:
             continue
         taken = {r.name for r in store} - {stale.name}
-        fresh = [replace(m, enabled=stale.enabled, trusted=stale.trusted, trusted_url=stale.trusted_url)
-                 for m in manifest if m.name not in taken]  # fmt: skip
+        fresh = [
+            replace(m, enabled=stale.enabled, trusted=stale.trusted, trusted_url=stale.trusted_url)
+            for m in manifest
+            if m.name not in taken
+        ]
         at = store.registries.index(stale)
         store.registries[at : at + 1] = fresh
         notify(f"registry {stale.name}: {url} declares {', '.join(sorted(declared))}; registered those instead")

@@ -8,12 +8,14 @@ import pytest
 from recipe_fakes import FakeRuntimes
 
 from sparkrun.errors import PluginError
-from sparkrun.recipes.api import build_settings, render_command, resolve_runtime_name
+from sparkrun.recipes.lookup import Resolver, bundled_dir
 from sparkrun.recipes.model import Recipe
 from sparkrun.recipes.registry import RegistryStore
-from sparkrun.recipes.resolve import Resolver, bundled_dir
+from sparkrun.recipes.request import render_command
+from sparkrun.recipes.runtime_choice import resolve_runtime_name
 from sparkrun.recipes.show import describe
 from sparkrun.recipes.validate import validate_recipe
+from sparkrun.recipes.value_chain import build_settings
 
 FLAG_LISTS = Path(__file__).resolve().parents[1] / "runtimes" / "data"
 ENGINE = {  # recipe -> (flag list, argv prefix)
