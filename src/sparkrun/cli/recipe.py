@@ -13,6 +13,7 @@ import click
 
 from sparkrun.cli.context import AppContext, pass_app
 from sparkrun.cli.options import serve_value_options
+from sparkrun.errors import SparkrunError
 
 if TYPE_CHECKING:
     from sparkrun.recipes.catalog import Entry
@@ -186,7 +187,6 @@ def _print_report(app: AppContext, report: Report) -> None:
 @pass_app
 def validate_cmd(app: AppContext, recipe_name: str, strict: bool, fail_on: str | None, as_json: bool) -> None:
     """Check a recipe: errors (exit 3), warnings (exit 8 with --strict), suggestions."""
-    from sparkrun.errors import SparkrunError
     from sparkrun.recipes.validate import failed_report, validate_recipe  # deferred: runtime plugins, vpd, PyYAML
 
     resolver = _resolver(app)

@@ -21,6 +21,7 @@ from sparkrun.runtimes.base import Runtime
 
 # what a hook may use besides settings (filled in at launch)
 LAUNCH_PLACEHOLDERS = {k: f"<{k}>" for k in HOOK_LAUNCH_KEYS}
+KNOWN_BUILDERS = frozenset({"docker-pull", "eugr"})  # what the older tool knows; sparkrun builds neither
 _SHELL_VAR = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -195,6 +196,12 @@ def check_misc(recipe: Recipe) -> list[Issue]:
     if wanted and _version(wanted) > FORMAT_COMPAT_VERSION:
         message = f"written for sparkrun >= {wanted}; this sparkrun reads the 0.4.2 recipe format"
         issues.append(issue(recipe, "warning", "newer-format", "min_sparkrun_version", message))
+    if (recipe.executor or "docker") != "docker":
+        message = f"sparkrun runs every recipe with docker; executor {recipe.executor!r} is ignored"
+        issues.append(issue(recipe, "warning", "unsupported-executor", "executor", message, "delete `executor:`"))
+    if (recipe.builder or "docker-pull") not in KNOWN_BUILDERS:
+        message = f"sparkrun builds no images; builder {recipe.builder!r} is ignored (the image must exist)"
+        issues.append(issue(recipe, "warning", "unsupported-builder", "builder", message, "delete `builder:`"))
     if recipe.name and recipe.name != recipe.source.name:
         message = f"name: {recipe.name!r} is ignored; the recipe is called {recipe.source.name!r} after its file"
         issues.append(issue(recipe, "suggestion", "declared-name-ignored", "name", message, "rename the file"))

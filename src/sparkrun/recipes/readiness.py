@@ -7,7 +7,9 @@ readiness: {port_timeout_s: 1800, health_timeout_s: 900, inference: true, infere
 Timeouts are seconds (a number, or a number written as a string; fractions round up). `inference` is a boolean.
 What the older sparkrun refuses is an error here too (a timeout that is no number, a prompt that is no text, an
 unknown `inference_style`); what it accepts and sparkrun cannot use is a warning: a timeout of 0 or less (the
-default applies), a style other than the streamed chat completion sparkrun probes with, an unknown key (ignored).
+default applies), a style other than the streamed chat completion sparkrun probes with. Two warnings mark what
+sparkrun reads although the older tool refuses it: an unknown key (ignored) and a quoted boolean (`"false"`).
+`rendezvous_timeout_s` is sparkrun's own key (the older tool refuses it).
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ class _Parser:
             self.values["inference"] = word in _TRUE
             self.issue(
                 "warning",
-                "readiness-value",
+                "readiness-quoted-boolean",
                 "inference",
                 f"{value!r} read as {str(word in _TRUE).lower()}; the older sparkrun refuses anything but true/false",
                 "write true or false without quotes",

@@ -22,6 +22,8 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +115,7 @@ def _entry(raw: Mapping[str, Any], where: str, **extra: Any) -> Registry:
 
 
 def default_registries() -> list[Registry]:
-    from importlib.resources import files
-
-    import yaml
+    import yaml  # deferred: PyYAML only once the registry list is read
 
     text = (files("sparkrun.recipes") / "default_registries.yaml").read_text(encoding="utf-8")
     raw = yaml.safe_load(text) or {}
@@ -188,8 +188,6 @@ class RegistryStore:
 
 
 def _now() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
