@@ -68,7 +68,8 @@ def _migrate_v1(doc: Document, result: Migration) -> None:
         command = data.get("command")
         implied = infer_runtime(command if isinstance(command, str) else None) or "vllm"
         data["runtime"] = implied
-        notes.append(f"runtime {implied} (from the command)")
+        how = " (vllm-ray for a Ray executor, else vllm-distributed)" if implied == "vllm" else ""
+        notes.append(f"runtime {implied} from the command{how}")
         if implied == "vllm" and not data.get("builder"):
             data["builder"] = V1_BUILDER
             notes.append(f"builder {V1_BUILDER}")
@@ -158,7 +159,8 @@ def normalize_topology(doc: Document, result: Migration) -> None:
         Issue(
             "warning",
             "deprecated-topology",
-            f"{', '.join(present)} {'is' if len(present) == 1 else 'are'} deprecated spellings of the node range",
+            f"{', '.join(present)} {'is a deprecated spelling' if len(present) == 1 else 'are deprecated spellings'} "
+            "of the node range",
             doc.where(present[0]),
             present[0],
             hint="use min_nodes / max_nodes (solo: max_nodes: 1; cluster: min_nodes: 2) and delete the old keys",

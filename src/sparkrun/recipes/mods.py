@@ -83,24 +83,54 @@ def _registry_roots(reg: Registry) -> list[Path]:
     return [root for root in (reg.mods_dir, reg.clone_dir) if root is not None]
 
 
-def _candidates(recipe: Recipe, mod: str, store: Callable[[], RegistryStore]) -> Iterator[Path]:
-    name = mod.strip().rstrip("/")
-    base = Path(name).name
-    if name.startswith("@"):
-        reg_name, _, rest = name[1:].partition("/")
-        for reg in (r for r in _safe(store) if r.name == reg_name):
-            yield from (root / rest for root in _registry_roots(reg))
-        return
-    path = recipe.source.path if recipe.source.kind != "url" else None
-    if path is not None:
-        yield path.parent / name
-        for root in _tree_roots(path, store):
-            yield from (root / name, root / base)
-    wanted = [recipe.source.registry, FALLBACK_REGISTRY]
-    for reg in (r for w in wanted for r in _safe(store) if w and r.name == w):
-        if reg.mods_dir is not None:
-            yield from (reg.mods_dir / name, reg.mods_dir / base)
-        yield reg.clone_dir / name
+class _Finder:
+    """One recipe's lookups, with the registry list and the checkout's manifest read at most once."""
+
+    def __init__(self, recipe: Recipe, store: Callable[[], RegistryStore]) -> None:
+        self.recipe = recipe
+        self.store = cache(store)  # registries.yaml is read only when a mod is not next to the recipe
+        self.path = recipe.source.path if recipe.source.kind != "url" else None
+        self._tree: list[Path] | None = None
+
+    @property
+    def tree_roots(self) -> list[Path]:
+        if self._tree is None:
+            self._tree = _tree_roots(self.path, self.store) if self.path is not None else []
+        return self._tree
+
+    def candidates(self, mod: str) -> Iterator[Path]:
+        name = mod.strip().rstrip("/")
+        base = Path(name).name
+        if name.startswith("@"):
+            reg_name, _, rest = name[1:].partition("/")
+            for reg in (r for r in _safe(self.store) if r.name == reg_name):
+                yield from (root / rest for root in _registry_roots(reg))
+            return
+        if self.path is not None:
+            yield self.path.parent / name
+            for root in self.tree_roots:
+                yield from (root / name, root / base)
+        wanted = [self.recipe.source.registry, FALLBACK_REGISTRY]
+        for reg in (r for w in wanted for r in _safe(self.store) if w and r.name == w):
+            if reg.mods_dir is not None:
+                yield from (reg.mods_dir / name, reg.mods_dir / base)
+            yield reg.clone_dir / name
+
+    def hint(self, mod: str) -> str:
+        if mod.startswith("@"):
+            wanted = mod[1:].partition("/")[0]
+            return _registry_advice(wanted, self.store) or f"registry {wanted!r} has no {mod.partition('/')[2]!r}"
+        advice: list[str] = []
+        root = _registry_tree(self.path) if self.path is not None else None
+        if root is not None:
+            absent = [d for d in self.tree_roots if not d.is_dir()]
+            advice += [f"this registry checkout ({root}) has no {d.relative_to(root)}/ directory" for d in absent[:1]]
+        for wanted in dict.fromkeys(r for r in (self.recipe.source.registry, FALLBACK_REGISTRY) if r):
+            found = _registry_advice(wanted, self.store)
+            advice += [found] if found else []
+        return (
+            "; ".join(advice) or "fix the mod's path (a directory with a run.sh, next to the recipe or in its registry)"
+        )
 
 
 def _registry_advice(wanted: str, store: Callable[[], RegistryStore]) -> str | None:
@@ -114,32 +144,17 @@ def _registry_advice(wanted: str, store: Callable[[], RegistryStore]) -> str | N
     return f"registry {wanted!r} is not added: add it with `sparkrun registry add URL`"
 
 
-def _hint(recipe: Recipe, mod: str, store: Callable[[], RegistryStore]) -> str:
-    if mod.startswith("@"):
-        wanted = mod[1:].partition("/")[0]
-        return _registry_advice(wanted, store) or f"registry {wanted!r} has no {mod.partition('/')[2]!r}"
-    advice: list[str] = []
-    path = recipe.source.path if recipe.source.kind != "url" else None
-    if path is not None and (root := _registry_tree(path)) is not None:
-        absent = [d for d in _tree_roots(path, store) if not d.is_dir()]
-        advice += [f"this registry checkout ({root}) has no {d.relative_to(root)}/ directory" for d in absent[:1]]
-    for wanted in dict.fromkeys(r for r in (recipe.source.registry, FALLBACK_REGISTRY) if r):
-        found = _registry_advice(wanted, store)
-        advice += [found] if found else []
-    return "; ".join(advice) or "fix the mod's path (a directory with a run.sh, next to the recipe or in its registry)"
-
-
 def find_mod_dirs(recipe: Recipe, store: Callable[[], RegistryStore] = RegistryStore.load) -> ModDirs:
     """The directory of each `mods:` entry. Never raises for a missing one: see `ModDirs.require`."""
-    store = cache(store)  # read registries.yaml once, and only when a mod is not next to the recipe
+    finder = _Finder(recipe, store)
     found: list[Path] = []
     missing: list[MissingMod] = []
     for index, mod in enumerate(recipe.mods):
-        hit = next((p for p in _candidates(recipe, mod, store) if (p / "run.sh").is_file()), None)
+        hit = next((p for p in finder.candidates(mod) if (p / "run.sh").is_file()), None)
         if hit is not None:
             found.append(hit)
             continue
         key = f"mods[{index}]"
         message = f"{recipe.where(key)}: {key}: no directory {mod!r} with a run.sh"
-        missing.append(MissingMod(index, mod, message, _hint(recipe, mod, store)))
+        missing.append(MissingMod(index, mod, message, finder.hint(mod)))
     return ModDirs(tuple(found), tuple(missing))

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -114,12 +115,18 @@ def _entry(raw: Mapping[str, Any], where: str, **extra: Any) -> Registry:
         raise ConfigError(f"{where}: registry {name!r}: {exc}") from exc
 
 
-def default_registries() -> list[Registry]:
+@cache
+def _default_entries() -> tuple[Registry, ...]:
     import yaml  # deferred: PyYAML only once the registry list is read
 
     text = (files("sparkrun.recipes") / "default_registries.yaml").read_text(encoding="utf-8")
-    raw = yaml.safe_load(text) or {}
-    return [_entry(r, "default_registries.yaml", origin="default") for r in raw.get("registries", [])]
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    return tuple(_entry(r, "default_registries.yaml", origin="default") for r in raw.get("registries", []))
+
+
+def default_registries() -> list[Registry]:
+    """The shipped registry list (a fresh list each time: callers change theirs)."""
+    return list(_default_entries())
 
 
 def parse_manifest(repo: Path, url: str) -> list[Registry] | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from recipe_fakes import FakeRuntimes
 
+from sparkrun.bootstrap import load_runtimes
 from sparkrun.errors import PluginError
 from sparkrun.recipes.lookup import Resolver, bundled_dir
 from sparkrun.recipes.model import Recipe
@@ -64,8 +65,6 @@ def test_bundled_recipe_validates_without_any_issue(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(ENGINE))
 @pytest.mark.parametrize("nodes", [1, 2])
 def test_bundled_recipe_builds_with_the_real_runtime_plugins(name: str, nodes: int) -> None:
-    from sparkrun.bootstrap import load_runtimes
-
     runtimes = load_runtimes()
     recipe = _load(name)
     try:
