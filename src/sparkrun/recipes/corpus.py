@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparkrun.bootstrap import load_runtimes
 from sparkrun.errors import SparkrunError
+from sparkrun.plugins import load_runtimes
 from sparkrun.recipes.document import parse_yaml
 from sparkrun.recipes.load import load_recipe
 from sparkrun.recipes.model import RecipeSource

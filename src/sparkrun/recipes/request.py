@@ -26,7 +26,7 @@ from sparkrun.runtimes.base import Runtime, ServeRequest
 
 
 class RuntimeLookup(Protocol):
-    """What the recipe layer needs from the runtime registry (`sparkrun.bootstrap.RuntimeRegistry` fits)."""
+    """What the recipe layer needs from the runtime registry (`sparkrun.plugins.RuntimeRegistry` fits)."""
 
     def get(self, name: str) -> Runtime: ...
 

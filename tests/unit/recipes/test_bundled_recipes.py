@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from recipe_fakes import FakeRuntimes
 
-from sparkrun.bootstrap import load_runtimes
 from sparkrun.errors import PluginError
+from sparkrun.plugins import load_runtimes
 from sparkrun.recipes.lookup import Resolver, bundled_dir
 from sparkrun.recipes.model import Recipe
 from sparkrun.recipes.registry import RegistryStore

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from recipe_fakes import FakeRuntimes, make_runtime, recipe_from, write
 
-from sparkrun.bootstrap import load_runtimes
 from sparkrun.cli import cli
+from sparkrun.plugins import load_runtimes
 from sparkrun.recipes.compat import older_tool_accepts
 from sparkrun.recipes.model import Issue
 from sparkrun.recipes.mods import ModDirs
@@ -140,7 +140,7 @@ def test_older_tool_acceptance_follows_the_documented_rules(issue: Issue, accept
 def test_validate_json_reports_rule_key_line_severity_and_the_older_tools_verdict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sparkrun.bootstrap.load_runtimes", FakeRuntimes)
+    monkeypatch.setattr("sparkrun.plugins.load_runtimes", FakeRuntimes)
     text = "model: m/x\nruntime: vllm\nmin_sparkrun_version: '9.1'\ncommand: vllm serve {model} --x {nope}\n"
     path = write(tmp_path / "r.yaml", text)
     result = CliRunner().invoke(cli, ["recipe", "validate", str(path), "--json"])

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from runtime_cases import engine_flags, request, topology
 
-from sparkrun.bootstrap import load_runtimes
+from sparkrun.plugins import load_runtimes
 from sparkrun.runtimes.base import RankSpec, Runtime, Topology
 from sparkrun.runtimes.eugr import EugrVllmRuntime
 from sparkrun.runtimes.flags import FlagMap, FlagSpec
