@@ -126,11 +126,6 @@ def test_outputs_exercise_the_optional_parts_of_their_schemas(workdir: Path) -> 
     assert invalid["issues"] and not invalid["valid"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan_json (cli/plan_view.py, _rank_json) prints ranks[].env with the values of secret keys given with -e;"
-    " docker_argv masks them. Integrator: mask ranks[].env like docker_argv, then drop this mark",
-)
 def test_dry_run_json_never_contains_a_secret_value(workdir: Path) -> None:
     # The plan is published (CI previews, tickets): a secret given with -e must not appear in it, by value.
     args = ["run", "hooked", "-H", "h1", "-e", "MY_API_KEY=s3cr3t-value", "--dry-run", "--json"]
