@@ -55,6 +55,11 @@ class Readiness:
                 raise RecipeError(issue.line(), hint=issue.hint)
         return readiness
 
+    @property
+    def budget(self) -> float:
+        """The longest a readiness step may run (all phases), plus slack."""
+        return float(self.port_timeout + self.health_timeout + (self.inference_timeout if self.inference else 0) + 60)
+
 
 def _timeout(value: Any) -> float | None:
     if isinstance(value, bool):

@@ -51,6 +51,11 @@ def test_prompt_style_and_unknown_keys() -> None:
     assert _parse({"probe_every": 3})[1] == [("warning", "unknown-readiness-key")]
 
 
+def test_the_budget_covers_every_phase_that_runs() -> None:
+    assert Readiness(port_timeout=10, health_timeout=20, inference_timeout=30).budget == 120.0
+    assert Readiness(port_timeout=10, health_timeout=20, inference=False).budget == 90.0
+
+
 def test_from_recipe_raises_the_first_error_naming_the_key() -> None:
     with pytest.raises(RecipeError, match=r"readiness\.port_timeout_s: expected a number of seconds, got 'soon'"):
         Readiness.from_recipe({"port_timeout_s": "soon"}, lambda key: "r.yaml:3")
