@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from sparkrun.cli.completion import complete_recipe
 from sparkrun.cli.context import AppContext, pass_app
 from sparkrun.cli.options import serve_value_options
 from sparkrun.errors import SparkrunError
@@ -124,7 +125,7 @@ def _show_value(value: Any) -> str:
 
 
 @click.command("show")
-@click.argument("recipe_name")
+@click.argument("recipe_name", shell_complete=complete_recipe)
 @serve_value_options
 @click.option("--nodes", type=click.IntRange(min=1), help="Preview for this many hosts (default: from parallelism).")
 @click.option("--no-vram", is_flag=True, hidden=True, help="Accepted for compatibility.")
@@ -180,7 +181,7 @@ def _print_report(app: AppContext, report: Report) -> None:
 
 
 @click.command("validate")
-@click.argument("recipe_name")
+@click.argument("recipe_name", shell_complete=complete_recipe)
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 8).")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "suggestion", "none"]), hidden=True)
 @_json_opt
