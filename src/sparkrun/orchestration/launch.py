@@ -125,6 +125,7 @@ class Launcher:
                 "ENTRYPOINT": rank.entrypoint,
                 "CMD": list(rank.command),
                 "HF_CACHE": plan.hf_cache,
+                "MOUNTS": [m.volume() for m in rank.spec.mounts],
                 "IB_DETECT": ib,
                 "HEAD_ADDRESS": plan.topology.head_address,
                 "SECRET_ENV": list(rank.secret_env),

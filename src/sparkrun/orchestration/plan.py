@@ -115,6 +115,8 @@ class RankPlan:
         """The full `docker run` line as the host will run it (secrets shown as the env-file placeholder)."""
         argv = ["docker", "run", "-d", "--name", self.container, *self.docker_opts]
         argv += ["-v", f"{hf_cache}:{HF_CACHE_IN_CONTAINER}"]
+        for mount in self.spec.mounts:
+            argv += ["-v", mount.volume()]
         if self.secret_keys:
             argv += ["--env-file", f"<private: {','.join(self.secret_keys)}>"]
         return [*argv, "--entrypoint", self.entrypoint, self.image, *self.command]
@@ -233,6 +235,13 @@ def _split_env(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     return plain, secret
 
 
+def conventional_role(rank: int, num_nodes: int) -> str:
+    """The role a rank has by convention (container names follow it): solo, else head for rank 0 and worker."""
+    if num_nodes == 1:
+        return "solo"
+    return "head" if rank == 0 else "worker"
+
+
 def _docker_opts(
     spec: RankSpec, container: ContainerSettings, env: Mapping[str, str], lab: Mapping[str, str]
 ) -> list[str]:
@@ -271,17 +280,29 @@ def plan_launch(lr: LaunchRequest, facts: Mapping[str, HostFacts] | None = None)
     hosts, tp, pp, notes = choose_hosts(lr)
     multi = len(hosts) > 1
     addresses = tuple(_address(h, (facts or {}).get(h.address), multi) for h in hosts)
+    job = job_id(job_identity(lr, hosts))
+    cluster = lr.selection.cluster
     topology = Topology(
-        hosts=tuple(h.address for h in hosts), addresses=addresses, tensor_parallel=tp, pipeline_parallel=pp
+        hosts=tuple(h.address for h in hosts),
+        addresses=addresses,
+        tensor_parallel=tp,
+        pipeline_parallel=pp,
+        container_names=tuple(container_name(job, conventional_role(r, len(hosts)), r) for r in range(len(hosts))),
+        ssh_user=cluster.ssh.user,
+        ssh_port=cluster.ssh.port,
     )
     specs = lr.runtime.build(lr.request, topology)
     if len(specs) != len(hosts):
         raise RecipeError(f"runtime {lr.runtime.name} planned {len(specs)} containers for {len(hosts)} hosts")
-    job = job_id(job_identity(lr, hosts))
+    for spec in specs:
+        if container_name(job, spec.role, spec.rank) != topology.container_names[spec.rank]:
+            raise RecipeError(
+                f"runtime {lr.runtime.name} gave rank {spec.rank} the role {spec.role!r}; "
+                f"expected {conventional_role(spec.rank, len(hosts))!r} (solo, or head for rank 0 and worker after)"
+            )
     req = lr.request
     served = str(req.setting("served_model_name", req.model))
     port = int(req.setting("port", lr.runtime.default_port))
-    cluster = lr.selection.cluster
     meta = {
         "recipe": lr.recipe_name,
         "runtime": lr.runtime.name,

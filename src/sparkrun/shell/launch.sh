@@ -5,6 +5,7 @@
 #   ENTRYPOINT  the engine program; CMD  array: its arguments (the container's main process is the engine; passing
 #               the program as --entrypoint keeps an image's own ENTRYPOINT from being prepended)
 #   HF_CACHE    Hugging Face cache dir on this host ("~/" = this user's home), mounted at /cache/huggingface
+#   MOUNTS      array of SOURCE:TARGET:ro|rw host paths to mount ("~/" = this user's home); a missing SOURCE fails
 #   IB_DETECT   text of ib_detect.sh to run here for NCCL/UCX env (empty: skip); HEAD_ADDRESS for it
 #   SECRET_ENV  array of KEY=VALUE passed through a private --env-file (never on a command line)
 #   PULL        "missing": docker pull when the image is absent; "never": fail instead
@@ -52,6 +53,15 @@ if [ -n "$IB_DETECT" ]; then
   done <<<"$ib_out"
 fi
 extra=(-v "$hf:/cache/huggingface")
+for mount in "${MOUNTS[@]}"; do
+  src=${mount%%:*}
+  case $src in
+    \~) src=$HOME ;;
+    \~/*) src=$HOME/${src#\~/} ;;
+  esac
+  [ -e "$src" ] || sr_fail mount "$src does not exist on this host (needed at ${mount#*:})"
+  extra+=(-v "$src:${mount#*:}")
+done
 
 envfile=""
 if [ "${#SECRET_ENV[@]}" -gt 0 ]; then

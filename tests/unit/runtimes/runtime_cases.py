@@ -2,8 +2,10 @@
 
 Imported by name (`from runtime_cases import …`): pytest puts this test directory on sys.path.
 
-`data/*.txt` are copies of the real command-line flags of vllm serve, sglang, llama-server, rpc-server and ray start
-(see data/README.md for how they were extracted); the project's tests never read anything outside the repository.
+`data/` is a symlink to the stand-in engines' flag lists (`scripts/testbed/engine/standin/flags/`, one copy for the
+stand-ins and these tests): the real command-line flags of vllm serve, sglang, llama-server, rpc-server, ray start,
+trtllm-serve, mpirun, max serve, atlas `spark serve` and tokenary, each file's header naming its source and version
+(README.md there says how they were extracted). The tests never read anything outside the repository.
 """
 
 from __future__ import annotations

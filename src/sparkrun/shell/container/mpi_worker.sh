@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# mpi_worker.sh: the main process of a worker container of a multi-node trtllm job (runs INSIDE the container).
+#
+# Holds the container until mpirun on the head starts this rank in it (through `docker exec`, see mpi_head.sh), and
+# exits once the processes mpirun started have all ended, so the container's life follows the job's. SIGTERM
+# (`docker stop`, `sparkrun stop`) ends it at once with status 0. Values arrive only as positional arguments:
+#
+#   bash -c "$(cat mpi_worker.sh)" sparkrun-mpi-worker HEAD_ADDRESS RANK
+#
+# A process started by `docker exec` has no parent inside the container (its parent pid reads 0); that is how the
+# holder tells mpirun's processes from its own.
+set -uo pipefail
+
+say() { printf 'sparkrun-mpi-worker: %s\n' "$*"; }
+
+if [[ $# -ne 2 || ! $2 =~ ^[0-9]+$ ]]; then
+  say "usage: HEAD_ADDRESS RANK" >&2
+  exit 2
+fi
+head=$1
+rank=$2
+
+# exec_running: true while a process started by `docker exec` runs in this container.
+exec_running() {
+  local stat pid rest ppid
+  for stat in /proc/[0-9]*/stat; do
+    pid=${stat#/proc/}
+    pid=${pid%/stat}
+    [[ $pid == 1 || $pid == "$$" ]] && continue
+    { read -r rest <"$stat"; } 2>/dev/null || continue
+    rest=${rest##*) }
+    read -r _ ppid _ <<<"$rest"
+    [[ $ppid == 0 ]] && return 0
+  done
+  return 1
+}
+
+trap 'say "stopping"; exit 0' TERM INT
+say "rank $rank: waiting for mpirun on $head to start this rank here"
+seen=0
+idle=0
+while :; do
+  if exec_running; then
+    if ((seen == 0)); then say "rank $rank: started by mpirun"; fi
+    seen=1
+    idle=0
+  elif ((seen)); then
+    idle=$((idle + 1))
+    if ((idle >= 3)); then
+      say "rank $rank: the processes mpirun started here have ended; exiting"
+      exit 0
+    fi
+  fi
+  sleep 1 &
+  wait $! || true
+done
