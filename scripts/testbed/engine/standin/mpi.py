@@ -148,7 +148,9 @@ class Job:
     def start(self) -> None:
         warn_unknown(self.log, self.p.unknown, f"mpirun (Open MPI) {VERSION}")
         ranks = place(self.p, self.mca)
-        hub = Rendezvous("mpi", len(ranks), 0, "0.0.0.0", 0, self.life, self.log, "mpirun", listen=True)
+        hub = Rendezvous(
+            "mpi", len(ranks), 0, "0.0.0.0", 0, self.life, self.log, "mpirun", listen=True, peer_error=lost_rank
+        )
         hub.serve()
         self.life.on_stop.append(self.stop_ranks)
         for rank in ranks:
@@ -237,6 +239,14 @@ class Job:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def lost_rank(who: str, detail: str) -> str:
+    return (
+        "--------------------------------------------------------------------------\n"
+        f"mpirun lost contact with process {who} ({detail}); terminating the job\n"
+        "--------------------------------------------------------------------------"
+    )
 
 
 def _ip_of(host: str) -> str:

@@ -84,8 +84,10 @@ class Rendezvous:
         log: Log,
         what: str = "master",
         listen: bool | None = None,
+        peer_error: Callable[[str, str], str] | None = None,
     ) -> None:
         self.listen = rank == 0 if listen is None else listen  # rank 0 hosts the store unless told otherwise
+        self.peer_error = peer_error  # how a lost member is reported (default: NCCL-like)
         self.engine = engine
         self.nnodes = nnodes
         self.rank = rank
@@ -179,7 +181,8 @@ class Rendezvous:
         while not self.all_joined.wait(0.5):  # watch this member once everyone is in
             if self.life.stopped.is_set():
                 return
-        watch(self.life, self.log, conn, f"rank {rank} ({self.members[rank][1]})", self.peer_timeout, bye_fails=True)
+        who = f"rank {rank} ({self.members[rank][1]})"
+        watch(self.life, self.log, conn, who, self.peer_timeout, bye_fails=True, error=self.peer_error)
 
     # -- every rank: the client -------------------------------------------------------------------------------
     def _connect(self) -> LineConn:
