@@ -141,9 +141,10 @@ def test_the_worker_holder_rejects_bad_arguments() -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare (PID namespace)")
-def test_the_worker_holder_exits_when_the_exec_started_processes_end(tmp_path: Path) -> None:
+def test_the_worker_holder_exits_when_the_mpi_ranks_started_in_it_end(tmp_path: Path) -> None:
     """In its own PID namespace (as in a container), a process entered from outside (like `docker exec`) has parent
-    pid 0; the holder notices it start and end, then exits 0."""
+    pid 0; the holder notices an MPI rank (OMPI_COMM_WORLD_RANK in its env) start and end, then exits 0; another
+    process entered the same way does not count."""
     holder = subprocess.Popen(
         ["unshare", "--pid", "--fork", "--mount-proc", *worker_argv()],
         stdout=subprocess.PIPE,
@@ -153,7 +154,9 @@ def test_the_worker_holder_exits_when_the_exec_started_processes_end(tmp_path: P
         assert holder.stdout is not None
         assert "waiting for mpirun" in holder.stdout.readline()
         inner = int(subprocess.check_output(["pgrep", "-P", str(holder.pid)], text=True).split()[0])
-        subprocess.run(["nsenter", "-t", str(inner), "-p", "-m", "sleep", "2"], check=True, timeout=30)
+        enter = ["nsenter", "-t", str(inner), "-p", "-m"]
+        subprocess.run([*enter, "sleep", "2"], check=True, timeout=30)  # not one of mpirun's: ignored
+        subprocess.run([*enter, "env", "OMPI_COMM_WORLD_RANK=1", "sleep", "2"], check=True, timeout=30)
         assert "started by mpirun" in holder.stdout.readline()
         assert "have ended; exiting" in holder.stdout.readline()
         assert holder.wait(15) == 0

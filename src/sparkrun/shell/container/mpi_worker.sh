@@ -7,8 +7,9 @@
 #
 #   bash -c "$(cat mpi_worker.sh)" sparkrun-mpi-worker HEAD_ADDRESS RANK
 #
-# A process started by `docker exec` has no parent inside the container (its parent pid reads 0); that is how the
-# holder tells mpirun's processes from its own.
+# A process started by `docker exec` has no parent inside the container (its parent pid reads 0); one of mpirun's is
+# an Open MPI daemon (orted, prted) or a rank (OMPI_COMM_WORLD_RANK in its environment). Other `docker exec`
+# sessions (a user's shell, sparkrun's hooks) neither hold nor release the container.
 set -uo pipefail
 
 say() { printf 'sparkrun-mpi-worker: %s\n' "$*"; }
@@ -20,8 +21,19 @@ fi
 head=$1
 rank=$2
 
-# exec_running: true while a process started by `docker exec` runs in this container.
-exec_running() {
+# is_mpi PID: true when PID is an Open MPI daemon or rank.
+is_mpi() {
+  local arg0 var
+  { IFS= read -r -d '' arg0 <"/proc/$1/cmdline"; } 2>/dev/null || return 1
+  [[ ${arg0##*/} == orted || ${arg0##*/} == prted ]] && return 0
+  while IFS= read -r -d '' var; do
+    [[ $var == OMPI_COMM_WORLD_RANK=* ]] && return 0
+  done 2>/dev/null <"/proc/$1/environ"
+  return 1
+}
+
+# mpi_running: true while a process mpirun started with `docker exec` runs in this container.
+mpi_running() {
   local stat pid rest ppid
   for stat in /proc/[0-9]*/stat; do
     pid=${stat#/proc/}
@@ -30,7 +42,7 @@ exec_running() {
     { read -r rest <"$stat"; } 2>/dev/null || continue
     rest=${rest##*) }
     read -r _ ppid _ <<<"$rest"
-    [[ $ppid == 0 ]] && return 0
+    [[ $ppid == 0 ]] && is_mpi "$pid" && return 0
   done
   return 1
 }
@@ -40,7 +52,7 @@ say "rank $rank: waiting for mpirun on $head to start this rank here"
 seen=0
 idle=0
 while :; do
-  if exec_running; then
+  if mpi_running; then
     if ((seen == 0)); then say "rank $rank: started by mpirun"; fi
     seen=1
     idle=0
