@@ -104,7 +104,7 @@ def load_user_config() -> UserConfig:
 
 def write_yaml_atomic(path: Path, data: Mapping[str, Any]) -> None:
     """Write YAML so that a reader never sees a half-written file."""
-    import yaml
+    import yaml  # deferred: not needed for --help / --version
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

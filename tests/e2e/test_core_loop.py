@@ -96,8 +96,9 @@ def test_an_unreachable_host_is_one_line_within_the_connect_timeout(env: dict[st
     elapsed = time.monotonic() - t0
     assert r.returncode == 4
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and errors[0].startswith(f"error: {UNREACHABLE}: connect: "), r.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"error: {UNREACHABLE}: probe: SSH "), r.stderr
     assert errors[0].endswith(("connection timed out", "no route to host")), r.stderr
+    assert "hint: " in r.stderr
     assert elapsed < 5 + 5  # the testbed cluster's connect_timeout is 5 s; plus process start-up
     assert "Traceback" not in r.stderr
 
@@ -163,4 +164,4 @@ def test_status_lists_an_unreachable_host_with_its_error_and_still_reports_the_o
     report = json.loads(r.stdout)
     by_host = {h["host"]: h for h in report["hosts"]}
     assert by_host["10.213.0.11"]["reachable"] is True
-    assert by_host[UNREACHABLE]["reachable"] is False and by_host[UNREACHABLE]["error"].startswith("connect: ")
+    assert by_host[UNREACHABLE]["reachable"] is False and by_host[UNREACHABLE]["error"].startswith("status: SSH ")

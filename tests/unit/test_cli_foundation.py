@@ -23,7 +23,11 @@ HEAVY = (
     "vpd",
     "huggingface_hub",
     "sparkrun.recipes",
-    "sparkrun.orchestration",
+    "sparkrun.api",
+    "sparkrun.transport",
+    "sparkrun.launch",
+    "sparkrun.core",
+    "sparkrun.jobs",
 )
 
 
@@ -142,3 +146,27 @@ def test_version_drift_is_detected_and_fixed(tmp_path: Path) -> None:
     assert '__version__ = "9.9.9"' in (tmp_path / "src/sparkrun/__init__.py").read_text()
     assert '"version": "9.9.9"' in (tmp_path / "sparkrun-cc-plugin/.claude-plugin/plugin.json").read_text()
     assert subprocess.run([sys.executable, str(script), "--check"], capture_output=True, check=False).returncode == 0
+
+
+def test_shell_completion_answers_instead_of_printing_help() -> None:
+    source = run_cli(env={"_SPARKRUN_COMPLETE": "bash_source"})
+    assert source.returncode == 0 and "_sparkrun_completion" in source.stdout and "Usage:" not in source.stdout
+    words = run_cli(
+        env={"_SPARKRUN_COMPLETE": "bash_complete", "COMP_WORDS": "sparkrun run qwen3-1.7b-v", "COMP_CWORD": "2"}
+    )
+    assert "plain,qwen3-1.7b-vllm" in words.stdout.splitlines()
+    commands = run_cli(env={"_SPARKRUN_COMPLETE": "bash_complete", "COMP_WORDS": "sparkrun sta", "COMP_CWORD": "1"})
+    assert commands.stdout.splitlines() == ["plain,status"]
+
+
+def test_cluster_names_complete_from_the_config_dir(tmp_path: Path) -> None:
+    clusters = tmp_path / "clusters"
+    clusters.mkdir()
+    (clusters / "lab.yaml").write_text("name: lab\nhosts: [a]\n")
+    env = {
+        "SPARKRUN_CONFIG_DIR": str(tmp_path),
+        "_SPARKRUN_COMPLETE": "bash_complete",
+        "COMP_WORDS": "sparkrun status --cluster l",
+        "COMP_CWORD": "3",
+    }
+    assert run_cli(env=env).stdout.splitlines() == ["plain,lab"]

@@ -2,7 +2,7 @@
 
 `sparkrun --help` lists commands from the `COMMANDS` table below (module path + one-line help) without importing any of
 them, which keeps `--help` and `--version` fast. A command module parses options, calls the core and prints through
-`sparkrun.console`; it never starts processes itself.
+`sparkrun.cli.console`; it never starts processes itself.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 def _fail(app: AppContext | None, exc: SparkrunError) -> NoReturn:
-    from sparkrun.console import Console
+    from sparkrun.cli.console import Console  # deferred: only errors print through it before a command runs
 
     console = app.console if app is not None else Console()
     console.error(exc)
@@ -92,6 +92,9 @@ def _fail(app: AppContext | None, exc: SparkrunError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: translate every failure into one clear line and a documented exit code."""
+    if os.environ.get("_SPARKRUN_COMPLETE"):
+        # Shell completion is Click's own protocol: let Click answer it (it exits).
+        cli.main(args=argv, prog_name="sparkrun", complete_var="_SPARKRUN_COMPLETE")
     ctx_holder: dict[str, Any] = {}
     try:
         with cli.make_context("sparkrun", list(sys.argv[1:] if argv is None else argv)) as ctx:
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     except SparkrunError as exc:
         app = ctx_holder.get("app")
         if app is not None and app.verbosity >= 2:
-            import traceback
+            import traceback  # deferred: only -vv shows tracebacks
 
             traceback.print_exc()
         _fail(app, exc)

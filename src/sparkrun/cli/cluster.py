@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from sparkrun import clusters as h
+from sparkrun.cli.completion import complete_cluster
 from sparkrun.cli.context import AppContext, pass_app
 from sparkrun.cli.options import json_option
+from sparkrun.errors import InputError
+from sparkrun.hosts import parse_host_list, read_hosts_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,10 +44,6 @@ def _settings_options(func: F) -> F:
 
 
 def _hosts_from(hosts: str | None, hosts_file: str | None) -> tuple[str, ...] | None:
-    from pathlib import Path
-
-    from sparkrun.orchestration.hosts import parse_host_list, read_hosts_file
-
     if hosts:
         return parse_host_list(hosts, where="--hosts")
     if hosts_file:
@@ -66,8 +67,6 @@ def create(
     app: AppContext, /, name: str, hosts: str | None, hosts_file: str | None, make_default: bool, **values: Any
 ) -> None:
     """Create cluster NAME."""
-    from sparkrun.errors import InputError
-    from sparkrun.orchestration import hosts as h
 
     if h.cluster_path(name).exists():
         raise InputError(f"cluster {name!r} already exists", hint=f"change it with `sparkrun cluster update {name}`")
@@ -81,7 +80,7 @@ def create(
 
 
 @cluster.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @click.option("-H", "--hosts", help="Replace the host list.")
 @click.option("--hosts-file", help="Replace the host list from a file.")
 @click.option("--add-host", multiple=True, help="Add a host (repeatable).")
@@ -99,12 +98,10 @@ def update(
     **values: Any,
 ) -> None:
     """Change cluster NAME."""
-    from sparkrun.errors import InputError
-    from sparkrun.orchestration import hosts as h
 
     current = h.load_cluster(name)
     addresses = list(_hosts_from(hosts, hosts_file) or current.hosts)
-    addresses += [a for a in h.parse_host_list(",".join(add_host), where="--add-host") if a not in addresses]
+    addresses += [a for a in parse_host_list(",".join(add_host), where="--add-host") if a not in addresses]
     missing = [a for a in remove_host if a not in addresses]
     if missing:
         raise InputError(f"cluster {name} has no host {', '.join(missing)}")
@@ -120,7 +117,6 @@ def update(
 @pass_app
 def list_clusters(app: AppContext, as_json: bool) -> None:
     """List clusters."""
-    from sparkrun.orchestration import hosts as h
 
     default = h.default_cluster_name(app.user_config)
     clusters = [h.load_cluster(n) for n in h.list_cluster_names()]
@@ -137,14 +133,12 @@ def list_clusters(app: AppContext, as_json: bool) -> None:
 
 
 @cluster.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @json_option
 @pass_app
 def show(app: AppContext, name: str, as_json: bool) -> None:
     """Show cluster NAME."""
-    import yaml
-
-    from sparkrun.orchestration import hosts as h
+    import yaml  # deferred: only `cluster show` prints YAML
 
     data = h.cluster_to_mapping(h.load_cluster(name))
     data["default"] = h.default_cluster_name(app.user_config) == name
@@ -155,13 +149,11 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
 
 
 @cluster.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @click.option("--force", is_flag=True, help="Also delete the default cluster.")
 @pass_app
 def delete(app: AppContext, name: str, force: bool) -> None:
     """Delete cluster NAME."""
-    from sparkrun.errors import InputError
-    from sparkrun.orchestration import hosts as h
 
     h.load_cluster(name)
     is_default = h.default_cluster_name(app.user_config) == name
@@ -174,11 +166,10 @@ def delete(app: AppContext, name: str, force: bool) -> None:
 
 
 @cluster.command("set-default")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @pass_app
 def set_default(app: AppContext, name: str) -> None:
     """Use NAME when no hosts are given."""
-    from sparkrun.orchestration import hosts as h
 
     h.load_cluster(name)
     h.set_default_cluster(app.user_config, name)
@@ -189,7 +180,6 @@ def set_default(app: AppContext, name: str) -> None:
 @pass_app
 def unset_default(app: AppContext) -> None:
     """Forget the default cluster."""
-    from sparkrun.orchestration import hosts as h
 
     h.set_default_cluster(app.user_config, None)
     app.console.info("no default cluster")
@@ -200,7 +190,6 @@ def unset_default(app: AppContext) -> None:
 @pass_app
 def default(app: AppContext, as_json: bool) -> None:
     """Print the default cluster's name."""
-    from sparkrun.orchestration import hosts as h
 
     name = h.default_cluster_name(app.user_config)
     if as_json:

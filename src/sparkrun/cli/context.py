@@ -1,4 +1,7 @@
-"""`AppContext`: the object Click passes to every command (`ctx.obj`). Built once per invocation; no globals."""
+"""`AppContext`: the object Click passes to every command (`ctx.obj`). Built once per invocation; no globals.
+
+It holds the console (the only printer) and a core `Session` whose events the console renders.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sparkrun.console import Console
+from sparkrun.cli.console import Console
 
 if TYPE_CHECKING:
-    from sparkrun.bootstrap import RuntimeRegistry
+    from sparkrun.api import Session, Target
     from sparkrun.config import UserConfig
-    from sparkrun.orchestration.hosts import HostSelection
-    from sparkrun.orchestration.transport import Transport
+    from sparkrun.plugins import RuntimeRegistry
 
 
 class AppContext:
@@ -24,28 +26,27 @@ class AppContext:
 
     @cached_property
     def user_config(self) -> UserConfig:
-        from sparkrun.config import load_user_config
+        from sparkrun.config import load_user_config  # deferred: yaml is not needed for --help
 
         return load_user_config()
 
     @cached_property
-    def runtimes(self) -> RuntimeRegistry:
-        from sparkrun.bootstrap import load_runtimes
+    def session(self) -> Session:
+        from sparkrun.api import Session  # deferred: the core loads only for commands that use it
 
-        return load_runtimes()
-
-    @cached_property
-    def transport(self) -> Transport:
-        from sparkrun.orchestration.transport import Transport
-
-        parallel = self.user_config.get("ssh.max_parallel", 16)
         trace = self.console.detail if self.verbosity else None
-        return Transport(max_parallel=int(parallel), trace=trace)
+        return Session(emit=self.console.render, trace=trace, config=self.user_config)
 
-    def select_hosts(self, hosts: str | None, hosts_file: str | None, cluster: str | None) -> HostSelection:
-        from sparkrun.orchestration.hosts import resolve_hosts
+    @property
+    def runtimes(self) -> RuntimeRegistry:
+        registry: RuntimeRegistry = self.session.runtimes
+        return registry
 
-        return resolve_hosts(self.user_config, hosts=hosts, hosts_file=hosts_file, cluster=cluster)
+
+def target(hosts: str | None, hosts_file: str | None, cluster: str | None) -> Target:
+    from sparkrun.api import Target  # deferred: see AppContext.session
+
+    return Target(hosts=hosts, hosts_file=hosts_file, cluster=cluster)
 
 
 pass_app = click.make_pass_decorator(AppContext, ensure=True)

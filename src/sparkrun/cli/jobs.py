@@ -1,12 +1,18 @@
-"""`sparkrun status`, `logs JOB`, `stop JOB | --all`: jobs found by container label on the hosts."""
+"""`sparkrun status`, `logs JOB`, `stop JOB | --all`: jobs found by container label on the hosts.
+
+Without -H/--hosts-file/--cluster they act on the hosts this machine knows: a job's own record (for `logs JOB` and
+`stop JOB`), every recorded job's hosts and the default cluster's (for `status` and `stop --all`).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from sparkrun.cli.context import AppContext, pass_app
+from sparkrun.cli.context import AppContext, pass_app, target
 from sparkrun.cli.options import hosts_options, json_option
-from sparkrun.errors import PartialFailure
+from sparkrun.errors import PartialFailure, UsageError
 
 
 @click.command()
@@ -18,17 +24,32 @@ def status(app: AppContext, hosts: str | None, hosts_file: str | None, cluster: 
 
     Exits 6 when some hosts could not be asked (they are listed with their error).
     """
-    from sparkrun.orchestration import jobs_view
-
-    selection = app.select_hosts(hosts, hosts_file, cluster)
-    report = jobs_view.status_report(app.transport, selection)
+    report = app.session.status(target(hosts, hosts_file, cluster))
     if as_json:
-        app.console.json(report)
+        app.console.json(report.to_json())
     else:
-        jobs_view.print_status(app.console, report)
-    bad = [h for h in report["hosts"] if not h["reachable"]]
+        print_status(app, report.to_json())
+    bad = report.unreachable
     if bad:
-        raise PartialFailure(f"{len(bad)} of {len(report['hosts'])} host(s) did not answer")
+        raise PartialFailure(f"{len(bad)} of {len(report.to_json()['hosts'])} host(s) did not answer")
+
+
+def print_status(app: AppContext, report: dict[str, Any]) -> None:
+    rows = []
+    for job in report["jobs"]:
+        for c in job["containers"]:
+            state = c["state"] if c["state"] == "running" else f"{c['state']} ({c['exit_code']})"
+            rows.append((job["job"], job["recipe"], c["role"], c["host"], state, job["endpoint"] or ""))
+    if rows:
+        app.console.table(["JOB", "RECIPE", "ROLE", "HOST", "STATE", "ENDPOINT"], rows)
+    else:
+        app.console.out(f"no sparkrun jobs on {len(report['hosts'])} host(s) ({report['source']})")
+    for op in report["pending"]:
+        what = "stale (its process is gone)" if op["stale"] else f"in progress for {op['seconds']:.0f}s"
+        app.console.out(f"{op['operation']} {op['job']} ({op.get('recipe', '?')}): {what}")
+    for host in report["hosts"]:
+        if not host["reachable"]:
+            app.console.out(f"{host['host']}: unreachable: {host['error']}")
 
 
 @click.command()
@@ -49,10 +70,14 @@ def logs(
     all_sources: bool,
 ) -> None:
     """Show (or follow) the engine log of JOB (job id, id prefix or recipe name)."""
-    from sparkrun.orchestration import jobs_view
-
-    selection = app.select_hosts(hosts, hosts_file, cluster)
-    jobs_view.show_logs(app.transport, selection, job, follow=follow, lines=lines, all_sources=all_sources)
+    app.session.logs(
+        target(hosts, hosts_file, cluster),
+        job,
+        follow=follow,
+        lines=lines,
+        all_sources=all_sources,
+        on_line=app.console.out,
+    )
 
 
 @click.command()
@@ -74,10 +99,13 @@ def stop(
 
     With hosts down it stops what it can, lists the rest and exits 6.
     """
-    from sparkrun.errors import UsageError
-    from sparkrun.orchestration import jobs_view
-
     if bool(job) == stop_all:
         raise UsageError("give a JOB or --all (not both)")
-    selection = app.select_hosts(hosts, hosts_file, cluster)
-    jobs_view.stop_jobs(app.console, app.transport, selection, job or "", dry_run=dry_run)
+    where = target(hosts, hosts_file, cluster)
+    if dry_run:
+        ref, on = app.session.stop_plan(where, job or "")
+        app.console.out(f"would stop {f'job {ref}' if ref else 'every sparkrun job'} on {', '.join(map(str, on))}")
+        return
+    result = app.session.stop(where, job or "")
+    what = f"job {result.job}" if result.job else "every sparkrun job"
+    app.console.info(f"stopped {what}: removed {result.removed} container(s) on {len(result.hosts)} host(s)")

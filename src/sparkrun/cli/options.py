@@ -7,12 +7,20 @@ from typing import Any, TypeVar
 
 import click
 
+from sparkrun.cli.completion import complete_cluster
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def hosts_options(func: F) -> F:
     """-H/--hosts, --hosts-file, --cluster: which hosts to act on (first given wins, then the default cluster)."""
-    func = click.option("--cluster", "cluster", metavar="NAME", help="Use the hosts of a saved cluster.")(func)
+    func = click.option(
+        "--cluster",
+        "cluster",
+        metavar="NAME",
+        help="Use the hosts of a saved cluster.",
+        shell_complete=complete_cluster,
+    )(func)
     func = click.option("--hosts-file", metavar="FILE", help="File with one host per line (# comments).")(func)
     func = click.option("-H", "--hosts", metavar="HOSTS", help="Comma-separated hosts; the first is the head.")(func)
     return func

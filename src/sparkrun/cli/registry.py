@@ -6,25 +6,19 @@ hooks and isolation-breaking settings without `--trust` (until the registry's UR
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
 from sparkrun.cli.context import AppContext, pass_app
-
-if TYPE_CHECKING:
-    from sparkrun.recipes.registry import Registry, RegistryStore
+from sparkrun.errors import PartialFailure
+from sparkrun.recipes import registry as registries
+from sparkrun.recipes.registry import Registry, RegistryStore, recipe_files, revert_to_defaults
 
 
 def _store() -> RegistryStore:
-    from sparkrun.recipes.registry import RegistryStore
-
     return RegistryStore.load()
 
 
 def _recipe_count(reg: Registry) -> str:
-    from sparkrun.recipes.registry import recipe_files
-
     return str(len(recipe_files(reg))) if reg.cloned else "-"
 
 
@@ -41,9 +35,7 @@ def registry() -> None:
 @pass_app
 def add_cmd(app: AppContext, url: str, name: str | None, trust: bool, no_update: bool) -> None:
     """Add the registries of a git repository (reads its .sparkrun/registry.yaml)."""
-    from sparkrun.recipes import registry as reg
-
-    added = reg.add(_store(), url, name=name, trust=trust, fetch=not no_update)
+    added = registries.add(_store(), url, name=name, trust=trust, fetch=not no_update)
     for entry in added:
         state = "trusted" if entry.is_trusted else "untrusted"
         commit = f" at {entry.commit[:10]}" if entry.commit else " (not downloaded)"
@@ -55,9 +47,7 @@ def add_cmd(app: AppContext, url: str, name: str | None, trust: bool, no_update:
 @pass_app
 def remove_cmd(app: AppContext, name: str) -> None:
     """Remove a registry (and its clone when no other registry uses it)."""
-    from sparkrun.recipes import registry as reg
-
-    removed = reg.remove(_store(), name)
+    removed = registries.remove(_store(), name)
     app.console.info(f"removed registry {removed.name}")
 
 
@@ -66,16 +56,16 @@ def remove_cmd(app: AppContext, name: str) -> None:
 @pass_app
 def update_cmd(app: AppContext, name: str | None) -> None:
     """Download or update registries (all enabled ones, or NAME)."""
-    from sparkrun.errors import PartialFailure
-    from sparkrun.recipes import registry as reg
-
-    results = reg.update(_store(), [name] if name else None, app.console.warn)
+    results = registries.update(_store(), [name] if name else None, app.console.warn)
     for entry, outcome in results:
         app.console.info(f"{entry.name}: {outcome}")
     failed = [entry.name for entry, outcome in results if outcome == "failed"]
     if failed:
-        raise PartialFailure(f"could not download registr{'ies' if len(failed) > 1 else 'y'} {', '.join(failed)}",
-                             hint="check the network and the URLs (sparkrun registry list)")  # fmt: skip
+        plural = "ies" if len(failed) > 1 else "y"
+        raise PartialFailure(
+            f"could not download registr{plural} {', '.join(failed)}",
+            hint="check the network and the URLs (sparkrun registry list)",
+        )
 
 
 @registry.command("list")
@@ -89,9 +79,13 @@ def list_cmd(app: AppContext, show_disabled: bool, only_show_visible: bool, as_j
     if as_json:
         app.console.json([r.to_json() for r in shown])
         return
-    rows = [(r.name, "yes" if r.enabled else "no", "yes" if r.visible else "no", "yes" if r.is_trusted else "no",
-             (r.commit or "-")[:10], _recipe_count(r), r.url) for r in shown]  # fmt: skip
+    rows = [_row(r) for r in shown]
     app.console.table(["NAME", "ENABLED", "VISIBLE", "TRUSTED", "COMMIT", "RECIPES", "URL"], rows)
+
+
+def _row(r: Registry) -> tuple[str, ...]:
+    flags = ("yes" if flag else "no" for flag in (r.enabled, r.visible, r.is_trusted))
+    return (r.name, *flags, (r.commit or "-")[:10], _recipe_count(r), r.url)
 
 
 @registry.command("show")
@@ -113,9 +107,7 @@ def _flag_command(command: str, doc: str, **change: bool) -> click.Command:
     @click.argument("name")
     @pass_app
     def flag(app: AppContext, name: str) -> None:
-        from sparkrun.recipes import registry as reg
-
-        updated = reg.set_flag(_store(), name, **change)
+        updated = registries.set_flag(_store(), name, **change)
         app.console.info(f"registry {updated.name}: {command.removesuffix('e')}ed")
 
     flag.__doc__ = doc
@@ -132,7 +124,5 @@ untrust_cmd = _flag_command("untrust", "Stop trusting a registry.", trusted=Fals
 @pass_app
 def revert_cmd(app: AppContext) -> None:
     """Forget configured registries and go back to the shipped defaults (clones are kept)."""
-    from sparkrun.recipes.registry import revert_to_defaults
-
     revert_to_defaults()
     app.console.info("registries reset to the shipped defaults")

@@ -1,17 +1,22 @@
-"""`sparkrun run RECIPE [-- EXTRA_ARGS]`: plan, then launch, wait until ready and follow the logs."""
+"""`sparkrun run RECIPE [-- EXTRA_ARGS]`: plan, then launch, wait until it serves, and follow the logs."""
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sparkrun.cli.context import AppContext, pass_app
+from sparkrun.cli.completion import complete_recipe
+from sparkrun.cli.context import AppContext, pass_app, target
 from sparkrun.cli.options import SERVE_VALUE_KEYS, hosts_options, serve_value_options
+
+if TYPE_CHECKING:
+    from sparkrun.api import RunResult
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
-@click.argument("recipe")
+@click.argument("recipe", shell_complete=complete_recipe)
 @click.argument("extra_args", nargs=-1, type=click.UNPROCESSED)
 @hosts_options
 @serve_value_options
@@ -19,6 +24,7 @@ from sparkrun.cli.options import SERVE_VALUE_KEYS, hosts_options, serve_value_op
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra container label (repeatable).")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the plan and stop; opens no connection.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output (the plan with --dry-run, else the outcome).")
+@click.option("--markdown", is_flag=True, help="With --dry-run: the plan as Markdown (CI previews).")
 @click.option("--follow/--no-follow", default=None, help="Follow the logs once ready (default: on a terminal).")
 @click.option("--foreground", is_flag=True, help="Follow the logs; Ctrl-C stops the job.")
 @click.option("--no-ready-wait", is_flag=True, help="Return once the containers run; skip readiness.")
@@ -35,36 +41,40 @@ def run(
     hosts: str | None,
     hosts_file: str | None,
     cluster: str | None,
-    image: str | None,
-    options: tuple[str, ...],
-    env: tuple[str, ...],
-    labels: tuple[str, ...],
     dry_run: bool,
     as_json: bool,
+    markdown: bool,
     follow: bool | None,
     foreground: bool,
     no_ready_wait: bool,
     ensure: bool,
     no_rm: bool,
-    trust: bool,
-    offline: bool,
-    **values: object,
+    **values: Any,
 ) -> None:
     """Launch RECIPE on the hosts, wait until it serves, then follow its logs.
 
     Arguments after `--` are appended to the engine's serve command.
     """
-    from sparkrun.launching import LaunchFlags, RunOptions, execute
+    from sparkrun.cli import run_flow  # deferred: the core loads only when a command runs
 
-    cli_values = {key: values[key] for key in SERVE_VALUE_KEYS}
-    opts = RunOptions(recipe, cli_values, options, image, env, labels, extra_args, trust, offline)
-    flags = LaunchFlags(
-        dry_run=dry_run,
-        as_json=as_json,
-        follow=foreground or (follow if follow is not None else sys.stdout.isatty()),
-        foreground=foreground,
-        wait_ready=not no_ready_wait,
-        ensure=ensure,
-        keep_on_failure=no_rm,
-    )
-    execute(app, app.select_hosts(hosts, hosts_file, cluster), opts, flags)
+    given = run_flow.recipe_input(recipe, extra_args, values, SERVE_VALUE_KEYS)
+    where = target(hosts, hosts_file, cluster)
+    if dry_run:
+        run_flow.show_plan(app, given, where, as_json=as_json, markdown=markdown)
+        return
+    result = run_flow.launch(app, given, where, ensure=ensure, wait_ready=not no_ready_wait, keep=no_rm)
+    report(app, result, as_json=as_json)
+    if foreground or (follow if follow is not None else sys.stdout.isatty()):
+        run_flow.follow(app, result, stop_on_interrupt=foreground)
+
+
+def report(app: AppContext, result: RunResult, *, as_json: bool) -> None:
+    job = result.job
+    if as_json:
+        app.console.json(result.to_json())
+        return
+    state = "already running" if result.reused else ("ready" if result.ready else "started (readiness not checked)")
+    app.console.out(f"{state}: job {job.job} ({job.recipe_name}) on {', '.join(job.topology.hosts)}")
+    served = ", ".join(result.served_models) or job.served_model_name
+    app.console.out(f"endpoint: {job.endpoint()}  model: {served}")
+    app.console.out(f"logs: sparkrun logs {job.job}    stop: sparkrun stop {job.job}")

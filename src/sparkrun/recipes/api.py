@@ -74,7 +74,7 @@ _CONFIG_TOKEN = re.compile(r"\{config\.(" + IDENT + r")\}")
 
 
 class RuntimeLookup(Protocol):
-    """What validate/show need from the runtime registry (`sparkrun.bootstrap.RuntimeRegistry` fits)."""
+    """What validate/show need from the runtime registry (`sparkrun.plugins.RuntimeRegistry` fits)."""
 
     def get(self, name: str) -> Runtime: ...
 

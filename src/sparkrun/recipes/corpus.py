@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.dir.is_dir():
         parser.error(f"{args.dir}: not a directory")
-    from sparkrun.bootstrap import load_runtimes
+    from sparkrun.plugins import load_runtimes
 
     runtimes = load_runtimes()
     found = survey(args.dir)

@@ -88,15 +88,11 @@ class ServeRequest:
 @dataclass(frozen=True)
 class Mount:
     """A host path bind-mounted into a rank's container. `source` may start with `~/`: the home of the SSH user on
-    that host. The source must exist on the host (the launch fails rather than let docker create it)."""
+    that host (the core fills it in from the probe)."""
 
     source: str
     target: str
     read_only: bool = True
-
-    def volume(self) -> str:
-        """The `docker run -v` value (before `~/` is expanded on the host)."""
-        return f"{self.source}:{self.target}:{'ro' if self.read_only else 'rw'}"
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # hooks.sh: run recipe hooks in order, each with its own timeout; stop at the first failure.
 # Inside a container (CONTAINER set: `post_exec` on the head) or on this machine (CONTAINER empty: `post_commands`).
 # Inputs (preamble): CONTAINER, HOOKS (array of shell texts), TIMEOUTS (array of seconds), LABELS (array), LOG_LINES

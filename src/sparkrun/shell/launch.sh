@@ -1,19 +1,21 @@
+#!/usr/bin/env bash
 # launch.sh: start one rank's container and wait until it is up (its port listens, or it stays running).
+# The `docker run` line arrives whole (DOCKER_ARGV, rendered once by sparkrun/launch/container.py): this script
+# makes sure the image is there, starts it, feeds gated containers their files and hooks, and waits.
 # Inputs (preamble):
-#   CONTAINER   container name            IMAGE        image to run
-#   DOCKER_OPTS array: `docker run` options (labels, env, gpus, ...) without the image
-#   ENTRYPOINT  the engine program; CMD  array: its arguments (the container's main process is the engine; passing
-#               the program as --entrypoint keeps an image's own ENTRYPOINT from being prepended)
-#   HF_CACHE    Hugging Face cache dir on this host ("~/" = this user's home), mounted at /cache/huggingface
-#   MOUNTS      array of SOURCE:TARGET:ro|rw host paths to mount ("~/" = this user's home); a missing SOURCE fails
-#   IB_DETECT   text of ib_detect.sh to run here for NCCL/UCX env (empty: skip); HEAD_ADDRESS for it
-#   SECRET_ENV  array of KEY=VALUE passed through a private --env-file (never on a command line)
-#   PULL        "missing": docker pull when the image is absent; "never": fail instead
-#   WAIT_ADDR / WAIT_PORT / WAIT_TIMEOUT   after start, wait for WAIT_ADDR:WAIT_PORT (empty port: a short liveness check)
-#   LOG_LINES   how many log lines to show on failure
-#   GATED       1: the container starts held by gate.sh; copy COPY_TARS (base64 tar streams) to COPY_DESTS, run
-#               PRE_HOOKS (with PRE_TIMEOUTS, named PRE_LABELS) via docker exec, then release the engine
-# Events: ib_env, started, fail (+ block "log")
+#   CONTAINER    container name            DOCKER_ARGV  array: the complete `docker run ...` argv
+#   IMAGE        the image DOCKER_ARGV runs
+#   IMAGE_SOURCE when IMAGE is absent here: make it from this image (pulled if missing), tagged as IMAGE (eugr's
+#                local build tags run as their published twin); empty: pull IMAGE itself
+#   PULL         "missing": docker pull what is absent; "never" (--offline): fail instead
+#   ENSURE_DIRS  array: directories that must exist on this host first (the Hugging Face cache)
+#   SECRET_BYTES length of the private env file at the start of stdin (read by `docker run --env-file /dev/stdin`)
+#   COPY_BYTES / COPY_DESTS  arrays: tar streams that follow on stdin, unpacked into the container (mods)
+#   GATED        1: the container starts held by gate.sh; copy the tar streams, run PRE_HOOKS (PRE_TIMEOUTS,
+#                named PRE_LABELS) via docker exec, then release the engine
+#   WAIT_ADDR / WAIT_PORT / WAIT_TIMEOUT   after start, wait for WAIT_ADDR:WAIT_PORT (empty port: liveness check)
+#   LOG_LINES    how many log lines to show on failure
+# Events: image, hook, started, fail (+ block "log")
 # shellcheck disable=SC2154  # inputs come from the preamble
 
 sr_require_docker
@@ -22,71 +24,50 @@ if docker container inspect "$CONTAINER" >/dev/null 2>&1; then
   docker rm -f "$CONTAINER" >/dev/null 2>&1 || sr_fail remove-old "cannot remove the old container $CONTAINER"
 fi
 
+# pull_image IMAGE: docker pull, or fail naming docker's own error line.
+pull_image() {
+  [ "$PULL" = missing ] || sr_fail image "image $1 is not present on this host and --offline forbids pulling"
+  local err
+  if ! err=$(docker pull "$1" 2>&1 >/dev/null); then
+    sr_fail pull "docker pull $1 failed: $(sr_docker_error "$err")"
+  fi
+}
+
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  [ "$PULL" = missing ] || sr_fail image "image $IMAGE is not present on this host"
-  if ! err=$(docker pull "$IMAGE" 2>&1 >/dev/null); then
-    sr_fail pull "docker pull $IMAGE failed: ${err##*$'\n'}"
+  if [ -n "$IMAGE_SOURCE" ]; then
+    docker image inspect "$IMAGE_SOURCE" >/dev/null 2>&1 || pull_image "$IMAGE_SOURCE"
+    docker tag "$IMAGE_SOURCE" "$IMAGE" || sr_fail image "cannot tag $IMAGE_SOURCE as $IMAGE"
+    sr_emit image "$IMAGE from $IMAGE_SOURCE"
+  else
+    pull_image "$IMAGE"
+    sr_emit image "$IMAGE pulled"
   fi
 fi
 
-hf=$HF_CACHE
-case $hf in
-  \~) hf=$HOME ;;
-  \~/*) hf=$HOME/${hf#\~/} ;;
-esac
-mkdir -p "$hf" 2>/dev/null || sr_fail hf-cache "cannot create the Hugging Face cache $hf"
-
-# Interface env detected on this host goes first, so a value the recipe or cluster pins (later -e) wins.
-detected=()
-if [ -n "$IB_DETECT" ]; then
-  if ! ib_out=$(env HEAD_ADDRESS="$HEAD_ADDRESS" bash -c "$IB_DETECT" 2>/dev/null); then
-    sr_fail network-detect "interface detection failed"
-  fi
-  while IFS= read -r line; do
-    [ -n "$line" ] || continue
-    [[ $line =~ ^[A-Za-z_][A-Za-z0-9_]*=[^[:space:]]*$ ]] || sr_fail network-detect "unexpected line: $line"
-    sr_emit ib_env "$line"
-    case $line in
-      SPARKRUN_*) ;;  # facts for sparkrun, not container env
-      *) detected+=(-e "$line") ;;
-    esac
-  done <<<"$ib_out"
-fi
-extra=(-v "$hf:/cache/huggingface")
-for mount in "${MOUNTS[@]}"; do
-  src=${mount%%:*}
-  case $src in
-    \~) src=$HOME ;;
-    \~/*) src=$HOME/${src#\~/} ;;
-  esac
-  [ -e "$src" ] || sr_fail mount "$src does not exist on this host (needed at ${mount#*:})"
-  extra+=(-v "$src:${mount#*:}")
+for dir in "${ENSURE_DIRS[@]}"; do
+  mkdir -p "$dir" 2>/dev/null || sr_fail hf-cache "cannot create $dir"
 done
 
-envfile=""
-if [ "${#SECRET_ENV[@]}" -gt 0 ]; then
-  envfile=$(umask 077 && mktemp "${TMPDIR:-/tmp}/sparkrun-env.XXXXXX") || sr_fail secrets "cannot create a private env file"
-  printf '%s\n' "${SECRET_ENV[@]}" >"$envfile"
-  extra+=(--env-file "$envfile")
+if [ "$SECRET_BYTES" -gt 0 ]; then
+  run_err=$(head -c "$SECRET_BYTES" | "${DOCKER_ARGV[@]}" 2>&1 >/dev/null)
+else
+  run_err=$("${DOCKER_ARGV[@]}" 2>&1 >/dev/null </dev/null)
 fi
-
-run_err=$(docker run -d --name "$CONTAINER" "${detected[@]}" "${DOCKER_OPTS[@]}" "${extra[@]}" --entrypoint "$ENTRYPOINT" "$IMAGE" "${CMD[@]}" 2>&1 >/dev/null)
 rc=$?
-[ -z "$envfile" ] || rm -f "$envfile"
 if [ $rc -ne 0 ]; then
-  sr_fail "docker-run" "${run_err##*$'\n'}"
+  sr_fail docker-run "$(sr_docker_error "$run_err")"
 fi
 
 if [ "$GATED" = 1 ]; then
-  for i in "${!COPY_TARS[@]}"; do
+  for i in "${!COPY_BYTES[@]}"; do
     docker exec "$CONTAINER" mkdir -p "${COPY_DESTS[$i]}" >/dev/null 2>&1 ||
       sr_fail copy "cannot create ${COPY_DESTS[$i]} in the container"
-    if ! err=$(base64 -d <<<"${COPY_TARS[$i]}" | docker cp - "$CONTAINER:${COPY_DESTS[$i]}" 2>&1); then
-      sr_fail copy "docker cp to ${COPY_DESTS[$i]} failed: ${err##*$'\n'}"
+    if ! err=$(head -c "${COPY_BYTES[$i]}" | docker cp - "$CONTAINER:${COPY_DESTS[$i]}" 2>&1); then
+      sr_fail copy "docker cp to ${COPY_DESTS[$i]} failed: $(sr_docker_error "$err")"
     fi
   done
   for i in "${!PRE_HOOKS[@]}"; do
-    out=$(timeout "${PRE_TIMEOUTS[$i]}" docker exec "$CONTAINER" bash -c "${PRE_HOOKS[$i]}" 2>&1)
+    out=$(timeout "${PRE_TIMEOUTS[$i]}" docker exec "$CONTAINER" bash -c "${PRE_HOOKS[$i]}" 2>&1 </dev/null)
     rc=$?
     if [ $rc -ne 0 ]; then
       state=$(sr_state "$CONTAINER")
@@ -104,7 +85,7 @@ if [ "$GATED" = 1 ]; then
 fi
 
 start=$(sr_now)
-deadline=$(( $(date +%s) + WAIT_TIMEOUT ))
+deadline=$(($(date +%s) + WAIT_TIMEOUT))
 while :; do
   state=$(sr_state "$CONTAINER")
   if [ "$state" != running ]; then

@@ -1,13 +1,15 @@
+#!/usr/bin/env bash
 # lib.sh: helpers for every sparkrun host script. Concatenated after the preamble, before the script body.
-# Protocol (parsed by sparkrun/orchestration/protocol.py): lines "@sr KEY VALUE" on stdout are events;
-# "@sr-begin NAME" ... "@sr-end NAME" wrap a block of raw lines.
+# Protocol (parsed by sparkrun/transport/protocol.py): lines "@sr KEY VALUE" on stdout are events;
+# "@sr-begin NAME" ... "@sr-end NAME" wrap a block of raw lines. A script whose stdout is data (a byte stream)
+# gets SR_EVENT_FD=2 in its preamble, and its events go to stderr instead.
 
 # sr_emit KEY VALUE...: one event line (newlines in VALUE are flattened).
 sr_emit() {
   local key=$1
   shift
   local value="$*"
-  printf '@sr %s %s\n' "$key" "${value//$'\n'/ }"
+  printf '@sr %s %s\n' "$key" "${value//$'\n'/ }" >&"${SR_EVENT_FD:-1}"
 }
 
 # sr_fail STEP CAUSE...: report the failed step and its cause, then exit 1.
@@ -20,9 +22,11 @@ sr_fail() {
 
 # sr_block NAME: copy stdin into a named block.
 sr_block() {
-  printf '@sr-begin %s\n' "$1"
-  awk 1
-  printf '@sr-end %s\n' "$1"
+  {
+    printf '@sr-begin %s\n' "$1"
+    awk 1
+    printf '@sr-end %s\n' "$1"
+  } >&"${SR_EVENT_FD:-1}"
 }
 
 sr_have() { command -v "$1" >/dev/null 2>&1; }
@@ -61,4 +65,23 @@ sr_now() { date +%s.%N; }
 
 sr_elapsed() {  # sr_elapsed START
   awk -v a="$1" -v b="$(sr_now)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# sr_docker_error TEXT: the line of docker's stderr that says what went wrong. Docker puts the error first and may
+# follow it with usage text ("See 'docker run --help'", "Usage: ...", "Run '... --help' for more information"),
+# which says nothing: prefer a "docker: ..." / "Error ..." / "invalid ..." / "unknown ..." line, else the first line.
+sr_docker_error() {
+  local line first=""
+  while IFS= read -r line; do
+    [ -n "${line// /}" ] || continue
+    case $line in
+      "Run '"*"--help'"* | "See '"*"--help'"* | "Usage:"*) continue ;;
+      docker:* | Error* | error* | invalid* | unknown*)
+        printf '%s' "$line"
+        return 0
+        ;;
+    esac
+    [ -n "$first" ] || first=$line
+  done <<<"$1"
+  printf '%s' "${first:-unknown docker error}"
 }

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # logs.sh: print (or follow) the engine logs of containers on this host.
 # Inputs (preamble): CONTAINERS (array), TAIL (number or "all"), FOLLOW (1/0), PREFIX (1/0: prefix lines with the name)
 # shellcheck disable=SC2154  # inputs come from the preamble

@@ -1,7 +1,10 @@
+#!/usr/bin/env bash
 # probe.sh: facts about one host, in one round trip, before anything is changed.
 # Inputs (preamble): IMAGES (array: images to look up), PORTS (array: TCP ports that must be free),
-#   JOB_ID (job whose containers may already run here; may be empty), PEER (address to route towards; may be empty)
-# Events: docker, image, port, gpu, disk, home, addr, arch, curl, container
+#   JOB_ID (job whose containers may already run here; may be empty), PEER (address to route towards; may be empty),
+#   IB_DETECT (text of ib_detect.sh to run here for the NCCL/UCX/GLOO env of multi-node containers; empty: skip),
+#   HEAD_ADDRESS (the head's address, name or IP, for ib_detect)
+# Events: docker, image, port, gpu, disk, home, addr, arch, curl, container, ib_env KEY=VALUE, ib_error
 # shellcheck disable=SC2154  # inputs come from the preamble
 
 sr_emit arch "$(uname -m)"
@@ -15,16 +18,32 @@ else
   sr_emit gpu "0 none"
 fi
 
-if [ -n "$PEER" ]; then
-  peer_ip=$PEER
-  if ! [[ $peer_ip =~ ^[0-9.]+$ || $peer_ip == *:* ]]; then
-    peer_ip=$(getent ahostsv4 "$PEER" 2>/dev/null | awk 'NR == 1 { print $1 }')
+# resolve NAME: an IPv4 address for NAME (itself when it is one already).
+resolve() {
+  if [[ $1 =~ ^[0-9.]+$ || $1 == *:* ]]; then
+    printf '%s' "$1"
+  else
+    getent ahostsv4 "$1" 2>/dev/null | awk 'NR == 1 { print $1 }'
   fi
+}
+
+if [ -n "$PEER" ]; then
+  peer_ip=$(resolve "$PEER")
   src=""
   if [ -n "$peer_ip" ] && sr_have ip; then
     src=$(ip -o route get "$peer_ip" 2>/dev/null | sed -n 's/.* src \([^ ]*\).*/\1/p')
   fi
   sr_emit addr "${src:--}"
+fi
+
+if [ -n "$IB_DETECT" ]; then
+  if ib_out=$(env HEAD_ADDRESS="$(resolve "$HEAD_ADDRESS")" bash -c "$IB_DETECT" 2>/dev/null); then
+    while IFS= read -r line; do
+      [ -z "$line" ] || sr_emit ib_env "$line"
+    done <<<"$ib_out"
+  else
+    sr_emit ib_error "interface detection (ib_detect.sh) failed"
+  fi
 fi
 
 for port in "${PORTS[@]}"; do

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # status.sh: every sparkrun container on this host (or one job's), straight from the Docker Engine API.
 # One curl to the daemon's socket is about half the cost of a `docker ps` (which matters when `status` fans out).
 # Inputs (preamble): JOB_ID (empty: all sparkrun containers)

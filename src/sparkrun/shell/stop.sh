@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # stop.sh: stop and remove a job's containers on this host (idempotent: nothing to stop is success).
 # Inputs (preamble): JOB_ID (empty: every sparkrun container), STOP_TIMEOUT (seconds for a graceful stop),
 #   SETTLE (seconds to keep watching for containers that an interrupted `docker run` may still create)

@@ -62,7 +62,7 @@ def test_bundled_recipe_validates_without_any_issue(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(ENGINE))
 @pytest.mark.parametrize("nodes", [1, 2])
 def test_bundled_recipe_builds_with_the_real_runtime_plugins(name: str, nodes: int) -> None:
-    from sparkrun.bootstrap import load_runtimes
+    from sparkrun.plugins import load_runtimes
 
     runtimes = load_runtimes()
     recipe = _load(name)

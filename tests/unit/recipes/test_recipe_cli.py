@@ -17,7 +17,7 @@ from sparkrun.errors import ExitCode, RecipeError
 def fake_runtimes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeRuntimes:
     monkeypatch.chdir(tmp_path)
     fakes = FakeRuntimes()
-    monkeypatch.setattr("sparkrun.bootstrap.load_runtimes", lambda: fakes)
+    monkeypatch.setattr("sparkrun.plugins.load_runtimes", lambda: fakes)
     return fakes
 
 

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from runtime_cases import request, topology
 
-from sparkrun.bootstrap import load_runtimes
 from sparkrun.cli import cli
 from sparkrun.errors import PluginError, RecipeError
+from sparkrun.plugins import load_runtimes
 from sparkrun.runtimes.base import RankSpec
 
 BUILTINS = [

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from runtime_cases import engine_flags, request, topology
 
-from sparkrun.bootstrap import load_runtimes
+from sparkrun.plugins import load_runtimes
 from sparkrun.runtimes.atlas import ATLAS_FLAGS, AtlasRuntime
 from sparkrun.runtimes.base import RankSpec, Runtime, Topology
 from sparkrun.runtimes.eugr import EugrVllmRuntime

@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 from runtime_cases import topology
 
 from sparkrun.errors import RecipeError
+from sparkrun.runtimes.atlas import AtlasRuntime
 from sparkrun.runtimes.base import RankSpec, ServeRequest
 from sparkrun.runtimes.eugr import EugrVllmRuntime
 from sparkrun.runtimes.llama_cpp import LlamaCppRuntime
+from sparkrun.runtimes.modular_max import ModularMaxRuntime
 from sparkrun.runtimes.network import parse_ib_detect_output
 from sparkrun.runtimes.sglang import SglangRuntime
-from sparkrun.runtimes.atlas import AtlasRuntime
-from sparkrun.runtimes.modular_max import ModularMaxRuntime
 from sparkrun.runtimes.tokenary import TokenaryRuntime
 from sparkrun.runtimes.trtllm import TrtllmRuntime
 from sparkrun.runtimes.vllm import VllmDistributedRuntime, VllmRayRuntime

@@ -1,0 +1,231 @@
+"""The steps of a launch, as plans for the apply engine: probe (one round trip per host), then start the ranks group
+by group, wait until ready, run the post hooks. Pure: facts in, `Plan` out.
+
+Cleanup guarantee: the launch plan's `undo` removes the job's containers on every host; the apply engine runs it when
+a step fails or the user interrupts (unless `--no-rm`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+
+from sparkrun.core.plan import Plan, Step
+from sparkrun.errors import HostError, WorkloadError
+from sparkrun.hosts import Host
+from sparkrun.jobs.control import stop_steps
+from sparkrun.launch.container import docker_run_argv, env_file, home_path
+from sparkrun.launch.facts import HostFacts
+from sparkrun.launch.hooks import HOOK_STEPS, Hook
+from sparkrun.launch.planner import JobPlan, RankPlan
+from sparkrun.launch.readiness import api_key
+from sparkrun.shell import ParamValue, script_text
+from sparkrun.transport.base import Result
+from sparkrun.transport.ssh import SSH_HINTS
+
+LOG_LINES = 30
+PROBE_TIMEOUT_S = 60.0
+# Steps whose failure is the engine's (exit code WORKLOAD); others are the host's (exit code HOST).
+ENGINE_STEPS = {"start", "wait-port", "port", "models", "inference"}
+LOCAL = Host("localhost", local=True)
+
+
+def launch_error(step: Step, result: Result) -> HostError:
+    """A failed launch step as one `host: step: cause` error, with the engine's log tail (or hook output)."""
+    name, cause = result.failure()
+    if result.transport_error:
+        return HostError(result.host, name, cause, hint=SSH_HINTS.get(cause))
+    label = f"readiness {name}" if step.script == "readiness" else name
+    detail = result.output.blocks.get("log")
+    is_hook = name.startswith(HOOK_STEPS)
+    cls = WorkloadError if name in ENGINE_STEPS or is_hook else HostError
+    hint = None
+    if detail:
+        shown = "the hook's output" if is_hook else "the engine's log"
+        hint = f"{shown} is above; `sparkrun run ... --no-rm` keeps the containers for inspection"
+    return cls(result.host, label, cause, detail=detail, hint=hint)
+
+
+# ---- probe ------------------------------------------------------------------------------------------------------
+
+
+def probe_plan(job: JobPlan) -> Plan:
+    multi = job.topology.num_nodes > 1
+    images = [job.image] + ([job.image_fallback] if job.image_fallback else [])
+    steps = []
+    for rank in job.ranks:
+        ports = sorted({p for p in (rank.spec.api_port, rank.spec.wait_port) if p})
+        peer = job.ranks[1].host.address if rank.rank == 0 and multi else job.ranks[0].host.address
+        values: dict[str, ParamValue] = {
+            "IMAGES": images,
+            "PORTS": [str(p) for p in ports],
+            "JOB_ID": job.job,
+            "PEER": peer,
+            "IB_DETECT": script_text("ib_detect.sh") if multi else "",
+            "HEAD_ADDRESS": job.topology.hosts[0],
+        }
+        what = "docker, image, ports, GPU" + (", network interfaces" if multi else "")
+        steps.append(
+            Step(rank.host, "probe", values, f"probe {rank.host.address}: {what}", "probe", timeout=PROBE_TIMEOUT_S)
+        )
+    return Plan(tuple(steps))
+
+
+def check_facts(job: JobPlan, facts: Mapping[str, HostFacts], *, wait_ready: bool) -> list[HostError]:
+    """What the probe found that stops this launch before anything starts."""
+    errors: list[HostError] = []
+    for rank in job.ranks:
+        f = facts[rank.host.address]
+        if f.docker != "ok":
+            hint = "install Docker and add the SSH user to the docker group (`sparkrun setup docker-group`)"
+            errors.append(HostError(f.host, "probe", f"docker {f.docker}: {f.docker_detail}", hint=hint))
+            continue
+        if f.ib_error:
+            errors.append(HostError(f.host, "probe", f"network detection: {f.ib_error}"))
+        if job.pull == "never" and not (f.has_image(job.image) or (image_source(job, facts) and _has_source(job, f))):
+            errors.append(HostError(f.host, "probe", f"image {job.image} is not present and --offline forbids pulling"))
+        busy = {p for p in (rank.spec.api_port, rank.spec.wait_port) if p and p in f.ports_busy}
+        if busy and not f.job_containers:
+            ports = ", ".join(map(str, sorted(busy)))
+            hint = "stop what uses it (`sparkrun status` shows sparkrun jobs) or pick another --port"
+            errors.append(HostError(f.host, "probe", f"port {ports} is already in use", hint=hint))
+    api = facts[job.api_rank.host.address]
+    if wait_ready and api.docker == "ok" and not api.has_curl:
+        errors.append(HostError(api.host, "probe", "curl is not installed (needed for readiness checks)"))
+    return errors
+
+
+def _has_source(job: JobPlan, facts: HostFacts) -> bool:
+    return job.image_fallback is not None and facts.has_image(job.image_fallback)
+
+
+def image_source(job: JobPlan, facts: Mapping[str, HostFacts] | None) -> str | None:
+    """The image to tag as `job.image` where it is absent: the runtime's fallback, when the head lacks the image."""
+    if job.image_fallback is None or facts is None:
+        return None
+    head = facts.get(job.ranks[0].host.address)
+    return job.image_fallback if head is not None and not head.has_image(job.image) else None
+
+
+def reusable(job: JobPlan, facts: Mapping[str, HostFacts]) -> bool:
+    """Every rank's container of this job is already running (`--ensure` keeps it)."""
+    return all(facts[r.host.address].job_containers.get(r.container.name) == "running" for r in job.ranks)
+
+
+# ---- launch -----------------------------------------------------------------------------------------------------
+
+
+def _launch_step(job: JobPlan, rank: RankPlan, group: int, source: str | None, home: str | None) -> Step:
+    secrets = env_file(rank.secrets) if rank.secrets else b""
+    copies = job.copies if rank.gated else ()
+    multi = job.topology.num_nodes > 1
+    values: dict[str, ParamValue] = {
+        "CONTAINER": rank.container.name,
+        "DOCKER_ARGV": docker_run_argv(rank.container),
+        "IMAGE": rank.container.image,
+        "IMAGE_SOURCE": source or "",
+        "PULL": job.pull,
+        "ENSURE_DIRS": [home_path(job.hf_cache, home)] if home else [],
+        "SECRET_BYTES": str(len(secrets)),
+        "COPY_BYTES": [str(c.size) for c in copies],
+        "COPY_DESTS": [c.dest for c in copies],
+        "GATED": rank.gated,
+        "PRE_HOOKS": [h.command for h in rank.pre_hooks],
+        "PRE_TIMEOUTS": [str(h.timeout) for h in rank.pre_hooks],
+        "PRE_LABELS": [h.label for h in rank.pre_hooks],
+        "WAIT_ADDR": rank.address if rank.spec.wait_port and multi else "127.0.0.1",
+        "WAIT_PORT": str(rank.spec.wait_port or ""),
+        "WAIT_TIMEOUT": str(job.readiness.rendezvous_timeout),
+        "LOG_LINES": str(LOG_LINES),
+    }
+    summary = f"start {rank.role} {rank.container.name} on {rank.host.address}"
+    if rank.spec.wait_port:
+        summary += f", then wait for port {rank.spec.wait_port}"
+    stdin = secrets + b"".join(c.tar for c in copies)
+    return Step(
+        rank.host,
+        "launch",
+        values,
+        summary,
+        f"start group {group}",
+        stdin=stdin,
+        timeout=job.readiness.rendezvous_timeout + 600.0,
+        detail=(shlex.join(docker_run_argv(rank.container)),),
+    )
+
+
+def readiness_step(job: JobPlan) -> Step:
+    api = job.api_rank
+    r = job.readiness
+    key = api_key(api.spec.argv, {**dict(api.container.env), **dict(api.secrets)})
+    values: dict[str, ParamValue] = {
+        "CONTAINER": api.container.name,
+        "ADDR": job.probe_address,
+        "PORT": str(job.api_port),
+        "PORT_TIMEOUT": str(r.port_timeout),
+        "HEALTH_TIMEOUT": str(r.health_timeout),
+        "INFERENCE": r.inference,
+        "INFERENCE_TIMEOUT": str(r.inference_timeout),
+        "MODEL": job.served_model_name,
+        "PROMPT": r.prompt,
+        "KEY_BYTES": str(len(key.encode())) if key else "0",
+        "LOG_LINES": str(LOG_LINES),
+    }
+    what = "port -> GET /v1/models" + (" -> a streamed chat completion" if r.inference else "")
+    return Step(
+        api.host,
+        "readiness",
+        values,
+        f"wait until ready on {api.host.address}:{job.api_port}: {what}",
+        "ready",
+        stdin=(key or "").encode(),
+        timeout=r.budget,
+        stream=True,
+    )
+
+
+def _hook_step(host: Host, container: str, hooks: Sequence[Hook], phase: str) -> Step:
+    values: dict[str, ParamValue] = {
+        "CONTAINER": container,
+        "HOOKS": [h.command for h in hooks],
+        "TIMEOUTS": [str(h.timeout) for h in hooks],
+        "LABELS": [h.label for h in hooks],
+        "LOG_LINES": str(LOG_LINES),
+    }
+    where = f"in {container}" if container else "on this machine"
+    return Step(
+        host,
+        "hooks",
+        values,
+        f"run {len(hooks)} {phase} hook(s) {where}",
+        phase,
+        timeout=sum(h.timeout for h in hooks) + 60.0,
+        detail=tuple(h.command for h in hooks),
+    )
+
+
+def launch_plan(job: JobPlan, facts: Mapping[str, HostFacts] | None, *, wait_ready: bool) -> Plan:
+    """Start the ranks (group by group), wait until ready, run post hooks; undo removes the job everywhere."""
+    source = image_source(job, facts)
+    steps: list[Step] = []
+    if facts is not None:
+        old = [h for h in job.hosts if facts[h.address].job_containers]
+        steps += stop_steps(old, job.job, phase="replace")
+    for index, group in enumerate(job.groups()):
+        for rank in group:
+            home = facts[rank.host.address].home if facts is not None else None
+            steps.append(_launch_step(job, rank, index, source, home))
+    if wait_ready:
+        steps.append(readiness_step(job))
+    if job.post_exec:
+        steps.append(_hook_step(job.api_rank.host, job.api_rank.container.name, job.post_exec, "post_exec"))
+    if job.post_commands:
+        steps.append(_hook_step(LOCAL, "", job.post_commands, "post_commands"))
+    notes = (
+        [f"image {job.image} is not on {job.ranks[0].host.address}: running {source} (tagged {job.image})"]
+        if source
+        else []
+    )
+    if job.image_fallback and facts is None:
+        notes.append(f"if {job.image} is absent on the head, {job.image_fallback} runs instead (tagged {job.image})")
+    return Plan(tuple(steps), undo=stop_steps(job.hosts, job.job, settle=True, phase="undo"), notes=tuple(notes))
