@@ -15,8 +15,10 @@ from sparkrun.errors import RecipeError
 from sparkrun.hosts import split_assignments
 from sparkrun.launch.hooks import Copy, HookSet, Renderer, pack_mods
 from sparkrun.launch.readiness import Readiness
-from sparkrun.recipes import api as recipes
+from sparkrun.recipes import lookup, render, runtime_choice, trust, value_chain
 from sparkrun.recipes.model import Recipe
+from sparkrun.recipes.mods import find_mod_dirs
+from sparkrun.recipes.request import render_request
 from sparkrun.runtimes.base import Runtime, ServeRequest
 
 # Credentials forwarded from the control machine's environment when set; they reach the containers through a
@@ -87,19 +89,19 @@ def resolve(
     confirm: Callable[[str], bool] | None,
 ) -> Resolved:
     """Resolve the recipe, check trust (a dry-run only warns), build settings and the runtime's request."""
-    recipe = recipes.resolve_recipe(given.ref, notify=notify)
+    recipe = lookup.load_by_ref(given.ref, notify=notify)
     if dry_run:  # a dry-run runs nothing: show what would need --trust instead of refusing
-        gated = [] if (recipe.source.trusted or given.trust) else recipes.gated_items(recipe)
+        gated = [] if (recipe.source.trusted or given.trust) else trust.gated_items(recipe)
         for item in gated:
             warn(f"untrusted recipe: a real run needs --trust for {item.line()}")
     else:
-        recipes.check_trust(
+        trust.check_trust(
             recipe, trust_flag=given.trust, interactive=confirm is not None, confirm=confirm or (lambda _q: False)
         )
-    runtime = runtimes.get(recipes.resolve_runtime_name(recipe))
-    settings = recipes.build_settings(recipe, runtime, given.values, given.options)
+    runtime = runtimes.get(runtime_choice.resolve_runtime_name(recipe))
+    settings = value_chain.build_settings(recipe, runtime, given.values, given.options)
     env = split_assignments(given.env, what="-e/--env")
-    request = recipes.render_request(recipe, runtime, settings, image=given.image, extra_args=given.extra_args, env=env)
+    request = render_request(recipe, runtime, settings, image=given.image, extra_args=given.extra_args, env=env)
     hooks = HookSet(
         pre_exec=recipe.pre_exec,
         post_exec=recipe.post_exec,
@@ -126,7 +128,7 @@ def launch_request(resolved: Resolved, selection: HostSelection, given: RecipeIn
         pull="never" if given.offline else "missing",
         extra_labels=split_assignments(given.labels, what="--label"),
         hooks=resolved.hooks,
-        render_hook=lambda text, values: recipes.render_hook(text, settings, values),
+        render_hook=lambda text, values: render.render_hook(text, settings, values),
     )
 
 
@@ -135,7 +137,7 @@ def _mods(recipe: Recipe, *, warn: Callable[[str], None], dry_run: bool) -> tupl
     if not recipe.mods:
         return ()
     try:
-        return pack_mods(recipes.resolve_mods(recipe))
+        return pack_mods(find_mod_dirs(recipe).require())
     except RecipeError as exc:
         if not dry_run:
             raise
