@@ -45,8 +45,9 @@ from sparkrun.launch.facts import HostFacts, parse_facts
 from sparkrun.launch.guard import check_job
 from sparkrun.launch.lease import Heartbeat, Lease, LeasedTransport, lease_events, lease_seconds, renewing
 from sparkrun.launch.planner import JobPlan, plan_job
-from sparkrun.launch.request import RecipeInput, launch_request, nodes_needed, resolve
+from sparkrun.launch.request import RecipeInput, launch_request, resolve_input
 from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
+from sparkrun.recipes.resolved import preview_hosts
 from sparkrun.shell import ParamValue, render_script
 from sparkrun.transport.base import Transport
 
@@ -108,7 +109,7 @@ class RunResult:
 
 
 def _placeholders(count: int) -> HostSelection:
-    names = ("<head>", *(f"<worker{i}>" for i in range(1, count)))
+    names = preview_hosts(count)
     return HostSelection(tuple(Host(n) for n in names), "no hosts given: placeholders", Cluster("", names))
 
 
@@ -170,7 +171,7 @@ class Session:
     def _resolve(
         self, given: RecipeInput, target: Target, *, dry_run: bool, confirm: Callable[[str], bool] | None
     ) -> tuple[JobPlan, Any]:
-        resolved = resolve(
+        resolved = resolve_input(
             self.runtimes,
             given,
             notify=lambda m: self.emit(Note(m)),
@@ -179,7 +180,7 @@ class Session:
             confirm=confirm,
         )
         if dry_run and not target.given and self._default_selection() is None:
-            selection = _placeholders(nodes_needed(resolved.request))
+            selection = _placeholders(resolved.nodes)
         else:
             selection = self.select(target)
         lr = launch_request(resolved, selection, given)

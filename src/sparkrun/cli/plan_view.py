@@ -7,8 +7,6 @@ import json
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from sparkrun.core.plan import MASK
-
 if TYPE_CHECKING:
     from sparkrun.api import RunPlan
     from sparkrun.launch.hooks import Hook
@@ -29,7 +27,7 @@ def _rank_json(r: RankPlan) -> dict[str, Any]:
         "serve_argv": list(r.spec.argv),
         "argv": list(spec.argv),
         "docker_argv": spec.to_json()["docker_argv"],
-        "env": {k: MASK if k in spec.secret_env else v for k, v in r.spec.env.items()},  # secrets: names only
+        "env": dict(spec.env),  # plain env only: secret values never appear (see secret_env)
         "secret_env": list(spec.secret_env),
         "labels": dict(spec.labels),
         "pre_hooks": [_hook(h) for h in r.pre_hooks],

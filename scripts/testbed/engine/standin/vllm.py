@@ -3,6 +3,7 @@ workers --headless) and the Ray executor (--distributed-executor-backend ray).""
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -18,12 +19,21 @@ from .runtime import (
     startup,
     version_from_list,
     visible_gpus,
+    warn_unknown,
 )
 from .server import HttpApp, ServedModel
 
 FLAGS = FlagSet.load(
     "vllm-serve",
-    dialect=Dialect(equals=True, abbrev=True, snake_case=True, dotted_config=True, max_positionals=1),
+    dialect=Dialect(
+        equals=True,
+        abbrev=True,
+        snake_case=True,
+        dotted_config=True,
+        max_positionals=1,
+        attached_short=True,
+        vllm_opt_level=True,
+    ),
     nargs={"--served-model-name": "+", "--api-key": "+", "--lora-modules": "+", "--hf-token": "?"},
 )
 VERSION = version_from_list("vllm-serve", r"vllm\.__version__ ([0-9][^ ,)]*)", "0.33.0")
@@ -67,6 +77,14 @@ class Plan:
     headless: bool
     backend: str
     max_len: int
+    unknown: list[str]
+    api_keys: tuple[str, ...] = ()
+
+
+def _api_keys(given: list[str]) -> tuple[str, ...]:
+    """vLLM's --api-key (several allowed), else the VLLM_API_KEY environment variable."""
+    env = os.environ.get("VLLM_API_KEY")
+    return tuple(given) if given else ((env,) if env else ())
 
 
 def parse(argv: list[str]) -> Plan | None:
@@ -92,6 +110,8 @@ def parse(argv: list[str]) -> Plan | None:
         headless=p.flag("--headless"),
         backend=p.get("--distributed-executor-backend") or ("mp" if nnodes > 1 or tp * pp > 1 else "uni"),
         max_len=p.get_int("--max-model-len", 8192),
+        api_keys=_api_keys(p.get_all("--api-key")),
+        unknown=p.unknown,
     )
 
 
@@ -121,6 +141,7 @@ def check(plan: Plan) -> None:
 
 def run(plan: Plan, life: Lifecycle, log: Log) -> None:
     log.info(f"vLLM API server version {VERSION}")
+    warn_unknown(log, plan.unknown, f"vllm {VERSION}")
     log.info(
         f"args: model={plan.model!r} served_model_name={plan.names} tp={plan.tp} pp={plan.pp} nnodes={plan.nnodes} "
         f"node_rank={plan.rank} headless={plan.headless} distributed_executor_backend={plan.backend!r}"
@@ -129,7 +150,15 @@ def run(plan: Plan, life: Lifecycle, log: Log) -> None:
     early = knob("STANDIN_EARLY_HTTP", "hang")
     app = None
     if not plan.headless:
-        served = ServedModel("vllm", plan.names[0], plan.model, plan.max_len, check_model_field=True)
+        served = ServedModel(
+            "vllm",
+            plan.names[0],
+            plan.model,
+            plan.max_len,
+            check_model_field=True,
+            aliases=tuple(plan.names[1:]),
+            api_keys=plan.api_keys,
+        )
         app = HttpApp(served, plan.host, plan.port, life, log, VERSION)
         life.expect(app.start(early))
     if plan.backend == "ray":
