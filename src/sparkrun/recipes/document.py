@@ -95,7 +95,7 @@ def parse_yaml(text: str, display: str, dups: list[str] | None = None) -> tuple[
 
 def _contains_itself(root: Any) -> bool:
     """True when an alias makes a node contain itself (YAML allows it; nothing can use it). Iterative: any depth."""
-    from yaml import MappingNode, SequenceNode
+    from yaml import MappingNode, SequenceNode  # deferred: only commands that read recipes pay for PyYAML
 
     on_path: set[int] = set()
     done: set[int] = set()
