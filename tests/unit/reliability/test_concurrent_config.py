@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from reliability_report import CaseLog
@@ -82,20 +81,7 @@ def test_twenty_processes_changing_the_config_at_once_lose_nothing(
     assert clusters == {"shared", "dup", *(f"c{i}" for i in range(6))}
     assert sorted(shared) == sorted(["10.9.0.1", *(f"10.2.0.{i}" for i in range(5))])
     assert parsed["config.yaml"]["default_cluster"] == "shared"
-    assert_registries(registries)
-
-
-REGISTRY_GAP = (
-    "`registry add` reads, changes and writes registries.yaml without the config lock, so concurrent adds lose "
-    "each other's entries; the lock goes into recipes/registry.py once the recipes branch has landed"
-)
-
-
-def assert_registries(registries: set[str]) -> None:
-    """Every concurrently added registry is listed."""
-    missing = {f"reg{i}" for i in range(4)} - registries
-    if missing:
-        pytest.xfail(f"{REGISTRY_GAP} (lost: {sorted(missing)})")
+    assert registries >= {f"reg{i}" for i in range(4)}, registries
 
 
 HOLD_LOCK = "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(60)"
