@@ -119,6 +119,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     (RESULTS.parent / "reliability.md").write_text(text)
     target = os.environ.get(DOC_ENV)
     if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
         Path(target).write_text(text)
 
 
