@@ -14,12 +14,13 @@ and other programs call the same functions:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparkrun.clusters import Cluster, HostSelection, resolve_hosts
 from sparkrun.config import UserConfig, load_user_config
@@ -43,10 +44,15 @@ from sparkrun.jobs.lookup import selection_for_job, selection_for_records, ssh_t
 from sparkrun.jobs.records import JobStore
 from sparkrun.launch.facts import HostFacts, parse_facts
 from sparkrun.launch.planner import JobPlan, plan_job
-from sparkrun.launch.request import RecipeInput, launch_request, nodes_needed, resolve
+from sparkrun.launch.request import RecipeInput, Resolved, launch_request, nodes_needed, resolve
 from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
 from sparkrun.shell import ParamValue, render_script
 from sparkrun.transport.base import Transport
+
+if TYPE_CHECKING:
+    from sparkrun.distribution.cache_ops import CacheOps
+    from sparkrun.distribution.memory import MemoryCheck
+    from sparkrun.distribution.report import SyncReport as Synced
 
 __all__ = ["RecipeInput", "RunPlan", "RunResult", "Session", "Target"]
 
@@ -72,6 +78,7 @@ class RunPlan:
     job: JobPlan
     plan: Plan
     warnings: tuple[str, ...] = ()
+    distribution: dict[str, Any] = field(default_factory=dict)  # what the job needs (model, image, memory)
 
 
 @dataclass
@@ -82,6 +89,7 @@ class RunResult:
     served_models: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    sync: dict[str, Any] = field(default_factory=dict)  # what distribution moved, per host
 
     @property
     def served_model(self) -> str:
@@ -101,6 +109,7 @@ class RunResult:
             "reused": self.reused,
             "timings": self.timings,
             "notes": self.notes,
+            "sync": self.sync,
         }
 
 
@@ -164,17 +173,14 @@ class Session:
         return selection_for_job(self.store, ref) or self.select(target)
 
     # ---- run ---------------------------------------------------------------------------------------------------
+    def _recipe(self, given: RecipeInput, *, dry_run: bool, confirm: Callable[[str], bool] | None) -> Resolved:
+        notify, warn = (lambda m: self.emit(Note(m))), (lambda m: self.emit(Warning(m)))
+        return resolve(self.runtimes, given, notify=notify, warn=warn, dry_run=dry_run, confirm=confirm)
+
     def _resolve(
         self, given: RecipeInput, target: Target, *, dry_run: bool, confirm: Callable[[str], bool] | None
     ) -> tuple[JobPlan, Any]:
-        resolved = resolve(
-            self.runtimes,
-            given,
-            notify=lambda m: self.emit(Note(m)),
-            warn=lambda m: self.emit(Warning(m)),
-            dry_run=dry_run,
-            confirm=confirm,
-        )
+        resolved = self._recipe(given, dry_run=dry_run, confirm=confirm)
         if dry_run and not target.given and self._default_selection() is None:
             selection = _placeholders(nodes_needed(resolved.request))
         else:
@@ -194,11 +200,16 @@ class Session:
 
         self.emit = keep
         try:
-            job, _lr = self._resolve(given, target, dry_run=True, confirm=None)
+            job, lr = self._resolve(given, target, dry_run=True, confirm=None)
         finally:
             self.emit = outer
-        plan = probe_plan(job).then(launch_plan(job, None, wait_ready=True))
-        return RunPlan(job, plan, tuple(warnings))
+        sync, notes, needs = Plan(()), list[str](), dict[str, Any]()
+        if given.sync:
+            from sparkrun.distribution.runner import dry_run_job  # deferred: loads the model layer
+
+            job, sync, notes, needs = dry_run_job(job, lr)
+        plan = probe_plan(job).then(sync).then(launch_plan(job, None, wait_ready=True))
+        return RunPlan(job, dataclasses.replace(plan, notes=(*plan.notes, *notes)), tuple(warnings), needs)
 
     def probe(self, job: JobPlan) -> dict[str, HostFacts]:
         finished = apply(probe_plan(job), self.transport, emit=self.emit)
@@ -227,11 +238,24 @@ class Session:
             if ensure and reusable(job, facts):
                 self.emit(Note(f"job {job.job} is already running: reusing it (--ensure)"))
                 return RunResult(job, reused=True, ready=True)
+            job, facts, synced = self._distribute(job, lr, facts, given)
             result = self._launch(job, facts, wait_ready=wait_ready, keep_on_failure=keep_on_failure)
+            result.sync = synced
         if job.stop_after_post:
             self.emit(Note(f"stop_after_post: stopping job {job.job}"))
             stop_on_hosts(self.transport, job.hosts, job.job)
         return result
+
+    def _distribute(
+        self, job: JobPlan, lr: Any, facts: dict[str, HostFacts], given: RecipeInput
+    ) -> tuple[JobPlan, dict[str, HostFacts], dict[str, Any]]:
+        """The image and the model onto every host of the job (sparkrun.distribution); the job planned again."""
+        if not given.sync:
+            return job, facts, {}
+        from sparkrun.distribution.runner import distribute_job  # deferred: loads the model layer
+
+        done = distribute_job(job, lr, facts, transport=self.transport, emit=self.emit, force=given.force)
+        return done.job, done.facts, {**done.report.to_json(), "memory": done.memory.to_json()}
 
     def _launch(
         self, job: JobPlan, facts: dict[str, HostFacts], *, wait_ready: bool, keep_on_failure: bool
@@ -272,6 +296,30 @@ class Session:
                 ],
             },
         )
+
+    # ---- distribution ----------------------------------------------------------------------------------------------
+    def sync(self, given: RecipeInput, target: Target, *, download: str | None = None, verify: bool = False) -> Synced:
+        """`sparkrun sync`: the recipe's model and image onto every selected host, nothing launched."""
+        from sparkrun.distribution.runner import sync_request  # deferred: loads the model layer
+
+        lr = launch_request(self._recipe(given, dry_run=True, confirm=None), self.select(target), given)
+        return sync_request(lr, transport=self.transport, emit=self.emit, download=download, verify=verify)
+
+    def model_cache(self, target: Target) -> CacheOps:
+        """`model-cache` on the selected hosts: `.scan()`, `.inspect(...)`, `.prune(...)`, `.delete(...)`."""
+        from sparkrun.distribution.cache_ops import CacheOps  # deferred: loads the model layer
+
+        return CacheOps(self.select(target), self.transport, self.emit)
+
+    def vram(self, given: RecipeInput, *, offline: bool = False) -> MemoryCheck:
+        """The per-host memory estimate of the recipe as `run` would plan it (`recipe vram`, `show`)."""
+        from sparkrun.distribution.memory import check_job  # deferred: loads the model layer
+        from sparkrun.distribution.spec import model_need  # deferred: as above
+
+        resolved = self._recipe(given, dry_run=True, confirm=None)
+        lr = launch_request(resolved, _placeholders(nodes_needed(resolved.request)), given)
+        need = model_need(lr.model_request, offline=offline or given.offline, dry_run=False)
+        return check_job(plan_job(lr), lr, need.manifest if need else None, offline=offline or given.offline)
 
     # ---- status, logs, stop ------------------------------------------------------------------------------------
     def status(self, target: Target) -> StatusReport:

@@ -15,6 +15,8 @@ from sparkrun.errors import RecipeError
 from sparkrun.hosts import split_assignments
 from sparkrun.launch.hooks import Copy, HookSet, Renderer, pack_mods
 from sparkrun.launch.readiness import Readiness
+from sparkrun.models.errors import ModelError
+from sparkrun.models.manifest import ModelRequest, request_from_recipe
 from sparkrun.recipes import api as recipes
 from sparkrun.recipes.model import Recipe
 from sparkrun.runtimes.base import Runtime, ServeRequest
@@ -42,6 +44,9 @@ class LaunchRequest:
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     hooks: HookSet = field(default_factory=HookSet)
     render_hook: Renderer | None = None  # fills hook placeholders (the recipe layer's renderer)
+    model_request: ModelRequest | None = None  # what to fetch from the Hub (None: a path on the hosts)
+    model_metadata: Mapping[str, Any] = field(default_factory=dict)  # the recipe's `metadata:` (VRAM estimate)
+    hub_offline: bool = False  # the model is synced to every host: containers get HF_HUB_OFFLINE=1
 
 
 class RuntimeLookup(Protocol):
@@ -63,6 +68,8 @@ class RecipeInput:
     extra_args: Sequence[str] = ()  # after `--`
     trust: bool = False
     offline: bool = False
+    sync: bool = True  # put the model and image on every host first (False: the engine finds them itself)
+    force: bool = False  # launch even when the memory estimate says it cannot fit
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,18 @@ def launch_request(resolved: Resolved, selection: HostSelection, given: RecipeIn
         extra_labels=split_assignments(given.labels, what="--label"),
         hooks=resolved.hooks,
         render_hook=lambda text, values: recipes.render_hook(text, settings, values),
+        model_request=hub_model_request(recipe, resolved.runtime.name, settings),
+        model_metadata=recipe.metadata,
     )
+
+
+def hub_model_request(recipe: Recipe, runtime: str, settings: Mapping[str, Any]) -> ModelRequest | None:
+    """The model to fetch from the Hub (repo, revision, patterns), or None for a path on the hosts or a name that is
+    no Hub repo id (the engine resolves it itself)."""
+    try:
+        return request_from_recipe(recipe, runtime, settings)
+    except ModelError:
+        return None
 
 
 def _mods(recipe: Recipe, *, warn: Callable[[str], None], dry_run: bool) -> tuple[Copy, ...]:
