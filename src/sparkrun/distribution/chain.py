@@ -208,12 +208,29 @@ def _chain_from_host(payload: Payload, route: Route, transport: Transport, track
         tracker.source_error = result.failure()[1]
 
 
+def _open(transport: Transport, host: Host, script: Script, timeout: float, tracker: Tracker) -> Channel | None:
+    """A channel to `host`, or None (and the host's failure recorded) when its connection died at once."""
+    try:
+        return transport.open(host, script, timeout=timeout)
+    except OSError as exc:
+        hop = tracker.hops.get(host.address)
+        if hop is not None:
+            hop.error = hop.error or f"the connection failed at once ({exc.strerror or exc})"
+        else:
+            tracker.source_error = f"{host.address}: the connection failed at once ({exc.strerror or exc})"
+        return None
+
+
 def _chain_from_here(payload: Payload, route: Route, transport: Transport, tracker: Tracker) -> None:
     scripts = _scripts(payload, route, transport)
     send = payload.send_script(None, hops=scripts[1:], next_ssh=(), next_command="", next_name="")
     source = transport.open(LOCAL, send, timeout=payload.timeout)
     source.stdin.close()
-    first = transport.open(route.hops[0].host, scripts[0], timeout=payload.timeout)
+    first = _open(transport, route.hops[0].host, scripts[0], payload.timeout, tracker)
+    if first is None:
+        source.stdout.close()
+        _finish(tracker, source)
+        return
     mover = threading.Thread(target=_splice, args=(source.stdout, first.stdin), daemon=True)
     mover.start()
     tracker.pump(first.stdout)
@@ -233,16 +250,16 @@ def _finish(tracker: Tracker, source: Channel, *receivers: Channel) -> None:
 
 def _relay(payload: Payload, route: Route, transport: Transport, tracker: Tracker) -> None:
     send = payload.send_script(route.source, hops=(), next_ssh=(), next_command="", next_name="")
-    source = transport.open(route.source or LOCAL, send, timeout=payload.timeout)
+    source = _open(transport, route.source or LOCAL, send, payload.timeout, tracker)
+    if source is None:
+        return
     source.stdin.close()
-    hops = [
-        transport.open(
-            h.host,
-            payload.recv_script(h.host, skip=0, next_ssh=(), next_command="", next_name=""),
-            timeout=payload.timeout,
-        )
-        for h in route.hops
-    ]
+    hops = []
+    for link in route.hops:
+        script = payload.recv_script(link.host, skip=0, next_ssh=(), next_command="", next_name="")
+        channel = _open(transport, link.host, script, payload.timeout, tracker)
+        if channel is not None:
+            hops.append(channel)
     readers = [threading.Thread(target=tracker.pump, args=(h.stdout,), daemon=True) for h in hops]
     for reader in readers:
         reader.start()

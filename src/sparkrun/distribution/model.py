@@ -25,6 +25,8 @@ from sparkrun.distribution.route import MESH_HINT, THIS_MACHINE, Route, plan_rou
 from sparkrun.distribution.spec import missing_error
 from sparkrun.errors import HostError
 from sparkrun.hosts import Host
+from sparkrun.models.check import check_cache
+from sparkrun.models.layout import default_hub_dir
 from sparkrun.models.manifest import ModelManifest
 from sparkrun.shell import ParamValue, Script, render_script
 
@@ -199,13 +201,14 @@ def sync_model(
         receivers = _receivers(context, manifest, holdings, failed)
         if not receivers:
             break
-        if source is None or (source.host is not None and source.host.address in failed):
-            source = find_source(context, manifest, holdings, failed) or _fresh(context, manifest, holdings, source)
-            if source.host is not None and source.downloaded:
-                holdings.update(context.probe([source.host]))
-                receivers = [h for h in receivers if h.address != source.name]
-                report.outcome(source.name).moved += source.downloaded
-            report.source, report.downloaded = source.name, report.downloaded + source.downloaded
+        # each pass starts from a complete copy on a host if there is one (after a lost host: one that now has it)
+        source = find_source(context, manifest, holdings, failed) or _fresh(context, manifest, holdings, source)
+        if source.host is not None and source.downloaded:
+            holdings.update(context.probe([source.host]))
+            receivers = [h for h in receivers if h.address != source.name]
+            report.outcome(source.name).moved += source.downloaded
+        report.source, report.downloaded = source.name, report.downloaded + source.downloaded
+        source.downloaded = 0
         if not receivers:
             break
         route = choose_route(context, source.host, receivers, holdings)
@@ -226,8 +229,10 @@ def _fresh(
 ) -> Source:
     """No complete copy anywhere: download once (never twice in one sync; never with --offline)."""
     spec = context.spec
-    if spec.offline or previous is not None:
-        nowhere = [f.path for f in manifest.files if not any(f.path not in h.wants() for h in holdings.values())]
+    if spec.offline or (previous is not None and previous.host is not None):
+        here = set(check_cache(default_hub_dir(), manifest).to_fetch)
+        held = [h for h in holdings.values() if h.check is not None]
+        nowhere = [f.path for f in manifest.files if f.path in here and all(f.path in h.wants() for h in held)]
         if spec.offline:
             raise missing_error(manifest, [h.address for h in spec.hosts], nowhere)
         raise HostError(previous.name if previous else "", "model copy", "lost the only complete copy of the model")

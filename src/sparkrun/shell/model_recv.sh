@@ -109,14 +109,18 @@ receive() {
 
 # fetch_one I: curl file I into its partial copy (resuming), with progress every second.
 fetch_one() {
-  local i=$1 part pid
+  local i=$1 part pid next=0 now
   part="$root/blobs/${FILE_BLOBS[i]}$suffix"
   curl -fsSL --retry 5 --retry-delay 2 --connect-timeout 10 -C - -o "$part" -H @<(printf '%s' "$auth") \
     "${FILE_URLS[i]}" 2>"$state/curl.err" &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
-    sr_emit hop-progress "$NAME $((written + $(have_bytes "$part"))) 0"
-    sleep 1
+    now=${EPOCHREALTIME%.*}
+    if ((now >= next)); then # progress once a second
+      sr_emit hop-progress "$NAME $((written + $(have_bytes "$part"))) 0"
+      next=$((now + 1))
+    fi
+    sleep 0.1
   done
   if ! wait "$pid"; then
     sr_emit hop-fail "$NAME fetch ${FILE_PATHS[i]}: $(tail -n 1 "$state/curl.err")"
