@@ -141,7 +141,6 @@ def cluster_from_mapping(name: str, data: Mapping[str, Any], where: str) -> Clus
     )
 
 
-
 def download_mode(value: Any, where: str = "download") -> str:
     """`auto`, `control` or `head` (None: auto); the older tool's transfer modes map onto them."""
     text = str(value or "auto").strip().lower()

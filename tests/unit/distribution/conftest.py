@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from distribution_fakes import HomesTransport, manifest_for, model_files, place
-from hubstub.fixtures import hf_token, hub, hub_model_files, hub_models, no_foreign_hosts  # noqa: F401
 
+from hubstub.fixtures import hf_token, hub, hub_model_files, hub_models, no_foreign_hosts  # noqa: F401
 from sparkrun.models.manifest import ModelManifest
 
 
