@@ -314,12 +314,13 @@ class Session:
     def vram(self, given: RecipeInput, *, offline: bool = False) -> MemoryCheck:
         """The per-host memory estimate of the recipe as `run` would plan it (`recipe vram`, `show`)."""
         from sparkrun.distribution.memory import check_job  # deferred: loads the model layer
-        from sparkrun.distribution.spec import model_need  # deferred: as above
+        from sparkrun.distribution.spec import hub_offline_env, model_need  # deferred: as above
 
         resolved = self._recipe(given, dry_run=True, confirm=None)
         lr = launch_request(resolved, _placeholders(nodes_needed(resolved.request)), given)
-        need = model_need(lr.model_request, offline=offline or given.offline, dry_run=False)
-        return check_job(plan_job(lr), lr, need.manifest if need else None, offline=offline or given.offline)
+        offline = offline or given.offline or hub_offline_env()
+        need = model_need(lr.model_request, offline=offline, dry_run=False)
+        return check_job(plan_job(lr), lr, need.manifest if need else None, offline=offline)
 
     # ---- status, logs, stop ------------------------------------------------------------------------------------
     def status(self, target: Target) -> StatusReport:

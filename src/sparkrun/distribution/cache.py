@@ -158,21 +158,32 @@ def delete_plan(targets: dict[str, list[str]], hosts: Sequence[Host], hub_dir: s
     return Plan(tuple(steps))
 
 
+def _short(cache: HostCache, removed: Sequence[Revision], max_bytes: int | None, min_free: int | None) -> bool:
+    """Is the target still not met once `removed` (and the orphans) are gone?"""
+    freed = sum(r.bytes for r in removed)
+    used = cache.used_bytes - sum(cache.orphans.values()) - freed
+    free = (cache.disk_free or 0) + sum(cache.orphans.values()) + freed
+    over = max_bytes is not None and used > max_bytes
+    short = min_free is not None and cache.disk_free is not None and free < min_free
+    return over or short
+
+
 def prune_selection(cache: HostCache, *, max_bytes: int | None, min_free: int | None) -> list[Revision]:
     """Least recently used revisions not in use, until the cache is at most `max_bytes` and the disk has at least
     `min_free` free (orphans are always removed and count towards both)."""
-    used = cache.used_bytes - sum(cache.orphans.values())
-    free = (cache.disk_free or 0) + sum(cache.orphans.values())
-    chosen = []
+    chosen: list[Revision] = []
     for rev in sorted((r for r in cache.revisions if not r.in_use_by), key=lambda r: (r.last_used, r.folder)):
-        over = max_bytes is not None and used > max_bytes
-        short = min_free is not None and cache.disk_free is not None and free < min_free
-        if not (over or short):
+        if not _short(cache, chosen, max_bytes, min_free):
             break
         chosen.append(rev)
-        used -= rev.bytes
-        free += rev.bytes
     return chosen
+
+
+def kept_in_use(
+    cache: HostCache, chosen: Sequence[Revision], max_bytes: int | None, min_free: int | None
+) -> list[Revision]:
+    """Revisions in use that a prune would have removed too: the target is not met without them."""
+    return [r for r in cache.revisions if r.in_use_by] if _short(cache, chosen, max_bytes, min_free) else []
 
 
 def age(seconds: float, now: float | None = None) -> str:

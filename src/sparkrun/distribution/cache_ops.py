@@ -9,7 +9,16 @@ from typing import Any
 from sparkrun.clusters import HostSelection
 from sparkrun.core.events import Emit
 from sparkrun.core.plan import Plan, Step
-from sparkrun.distribution.cache import HostCache, Revision, delete_plan, folder_of, list_plan, parse_list, repo_of
+from sparkrun.distribution.cache import (
+    HostCache,
+    Revision,
+    delete_plan,
+    folder_of,
+    kept_in_use,
+    list_plan,
+    parse_list,
+    repo_of,
+)
 from sparkrun.distribution.cache import prune_selection as select_lru
 from sparkrun.distribution.facts import Context, HostHoldings, parse_holdings
 from sparkrun.distribution.spec import PARTIAL_SUFFIX, SyncSpec, hub_offline_env
@@ -92,7 +101,9 @@ class CacheOps:
         caches = self.scan()
         targets: dict[str, list[Revision | str]] = {}
         for cache in caches:
-            targets[cache.host] = [*_orphans(cache), *select_lru(cache, max_bytes=max_bytes, min_free=min_free)]
+            chosen = select_lru(cache, max_bytes=max_bytes, min_free=min_free)
+            kept = kept_in_use(cache, chosen, max_bytes, min_free)  # reported as refused: the target is not met
+            targets[cache.host] = [*_orphans(cache), *chosen, *kept]
         return self._apply(caches, targets, dry_run)
 
     def delete(self, model: str, *, revision: str | None, dry_run: bool) -> CacheChange:

@@ -92,7 +92,8 @@ def distribute_job(
 ) -> JobSync:
     """Check memory, then put the image and the model on every host of the job (see the module docstring)."""
     spec = job_spec(job, lr, dry_run=False)
-    memory = check_job(job, lr, spec.model.manifest if spec.model else None, offline=spec.offline)
+    manifest = spec.model.manifest if spec.model else None
+    memory = check_job(job, lr, manifest, offline=spec.offline or hub_offline_env())
     emit(MemoryEstimate(memory.text(), memory.fits, memory.to_json()))
     refuse_unless_fits(memory, force=force)
     report = sync(spec, transport, emit, facts)
