@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from sparkrun.distribution.cache_ops import CacheOps
     from sparkrun.distribution.memory import MemoryCheck
     from sparkrun.distribution.report import SyncReport as Synced
+    from sparkrun.distribution.runner import JobSync
 
 __all__ = ["RecipeInput", "RunPlan", "RunResult", "Session", "Target"]
 
@@ -238,24 +239,19 @@ class Session:
             if ensure and reusable(job, facts):
                 self.emit(Note(f"job {job.job} is already running: reusing it (--ensure)"))
                 return RunResult(job, reused=True, ready=True)
-            job, facts, synced = self._distribute(job, lr, facts, given)
-            result = self._launch(job, facts, wait_ready=wait_ready, keep_on_failure=keep_on_failure)
-            result.sync = synced
+            synced = self._distribute(job, lr, facts, given)  # the image and model on every host first
+            job = synced.job
+            result = self._launch(job, synced.facts, wait_ready=wait_ready, keep_on_failure=keep_on_failure)
+            result.sync = synced.to_json()
         if job.stop_after_post:
             self.emit(Note(f"stop_after_post: stopping job {job.job}"))
             stop_on_hosts(self.transport, job.hosts, job.job)
         return result
 
-    def _distribute(
-        self, job: JobPlan, lr: Any, facts: dict[str, HostFacts], given: RecipeInput
-    ) -> tuple[JobPlan, dict[str, HostFacts], dict[str, Any]]:
-        """The image and the model onto every host of the job (sparkrun.distribution); the job planned again."""
-        if not given.sync:
-            return job, facts, {}
+    def _distribute(self, job: JobPlan, lr: Any, facts: dict[str, HostFacts], given: RecipeInput) -> JobSync:
         from sparkrun.distribution.runner import distribute_job  # deferred: loads the model layer
 
-        done = distribute_job(job, lr, facts, transport=self.transport, emit=self.emit, force=given.force)
-        return done.job, done.facts, {**done.report.to_json(), "memory": done.memory.to_json()}
+        return distribute_job(job, lr, facts, transport=self.transport, emit=self.emit, given=given)
 
     def _launch(
         self, job: JobPlan, facts: dict[str, HostFacts], *, wait_ready: bool, keep_on_failure: bool
@@ -298,12 +294,13 @@ class Session:
         )
 
     # ---- distribution ----------------------------------------------------------------------------------------------
-    def sync(self, given: RecipeInput, target: Target, *, download: str | None = None, verify: bool = False) -> Synced:
-        """`sparkrun sync`: the recipe's model and image onto every selected host, nothing launched."""
+    def sync(self, given: RecipeInput, target: Target, **options: Any) -> Synced:
+        """`sparkrun sync`: the recipe's model and image onto every selected host, nothing launched. Options:
+        `download` (auto|control|head), `verify`, `dry_run` (the steps and what the recipe needs; no connection)."""
         from sparkrun.distribution.runner import sync_request  # deferred: loads the model layer
 
         lr = launch_request(self._recipe(given, dry_run=True, confirm=None), self.select(target), given)
-        return sync_request(lr, transport=self.transport, emit=self.emit, download=download, verify=verify)
+        return sync_request(lr, transport=self.transport, emit=self.emit, **options)
 
     def model_cache(self, target: Target) -> CacheOps:
         """`model-cache` on the selected hosts: `.scan()`, `.inspect(...)`, `.prune(...)`, `.delete(...)`."""
@@ -313,14 +310,10 @@ class Session:
 
     def vram(self, given: RecipeInput, *, offline: bool = False) -> MemoryCheck:
         """The per-host memory estimate of the recipe as `run` would plan it (`recipe vram`, `show`)."""
-        from sparkrun.distribution.memory import check_job  # deferred: loads the model layer
-        from sparkrun.distribution.spec import hub_offline_env, model_need  # deferred: as above
+        from sparkrun.distribution.memory import check_request  # deferred: loads the model layer
 
         resolved = self._recipe(given, dry_run=True, confirm=None)
-        lr = launch_request(resolved, _placeholders(nodes_needed(resolved.request)), given)
-        offline = offline or given.offline or hub_offline_env()
-        need = model_need(lr.model_request, offline=offline, dry_run=False)
-        return check_job(plan_job(lr), lr, need.manifest if need else None, offline=offline)
+        return check_request(launch_request(resolved, _placeholders(nodes_needed(resolved.request)), given), offline)
 
     # ---- status, logs, stop ------------------------------------------------------------------------------------
     def status(self, target: Target) -> StatusReport:

@@ -12,6 +12,7 @@ import click
 
 from sparkrun.cli.context import AppContext, pass_app
 from sparkrun.cli.options import serve_value_options
+from sparkrun.cli.vram import show_vram, vram
 
 if TYPE_CHECKING:
     from sparkrun.recipes.catalog import Entry
@@ -118,7 +119,7 @@ def _show_value(value: Any) -> str:
 @click.argument("recipe_name")
 @serve_value_options
 @click.option("--nodes", type=click.IntRange(min=1), help="Preview for this many hosts (default: from parallelism).")
-@click.option("--no-vram", is_flag=True, hidden=True, help="Accepted for compatibility.")
+@click.option("--no-vram", is_flag=True, help="Skip the memory estimate.")
 @_json_opt
 @pass_app
 def show_cmd(app: AppContext, /, recipe_name: str, image: str | None, nodes: int | None, options: tuple[str, ...],
@@ -128,10 +129,12 @@ def show_cmd(app: AppContext, /, recipe_name: str, image: str | None, nodes: int
 
     recipe = _resolver(app).load(recipe_name)
     data = describe(recipe, app.runtimes, cli_values=cli_values, options=options, image=image, nodes=nodes)
+    check = None if no_vram else show_vram(app, recipe_name, {**cli_values, "image": image, "options": options})
     if as_json:
-        app.console.json(data.to_json())
+        app.console.json({**data.to_json(), "vram": check.to_json() if check else None})
     else:
         _print_show(app, data)
+        app.console.out("\n" + check.text() if check else "")
 
 
 # ---- validate ----------------------------------------------------------------------------------------------------
@@ -177,5 +180,5 @@ def recipe() -> None:
     """Recipes: list, search, show, validate."""
 
 
-for _command in (list_cmd, search_cmd, show_cmd, validate_cmd):
+for _command in (list_cmd, search_cmd, show_cmd, validate_cmd, vram):
     recipe.add_command(_command)

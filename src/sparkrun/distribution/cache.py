@@ -9,7 +9,6 @@ add up to; the report after deleting says what was really freed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,13 +183,3 @@ def kept_in_use(
 ) -> list[Revision]:
     """Revisions in use that a prune would have removed too: the target is not met without them."""
     return [r for r in cache.revisions if r.in_use_by] if _short(cache, chosen, max_bytes, min_free) else []
-
-
-def age(seconds: float, now: float | None = None) -> str:
-    if seconds <= 0:
-        return "never"
-    delta = max(0.0, (now or time.time()) - seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if delta >= size:
-            return f"{delta / size:.0f}{unit} ago"
-    return "just now"

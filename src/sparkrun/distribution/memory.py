@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sparkrun.distribution.spec import hub_offline_env, model_need
 from sparkrun.errors import Refused, SparkrunError
-from sparkrun.launch.planner import JobPlan
+from sparkrun.launch.planner import JobPlan, plan_job
 from sparkrun.launch.request import LaunchRequest
 from sparkrun.models.manifest import ModelManifest
 from sparkrun.models.memory import estimate_for_manifest
@@ -69,6 +70,14 @@ def check_job(job: JobPlan, lr: LaunchRequest, manifest: ModelManifest | None, *
         lr.model_metadata,
         offline=offline,
     )
+
+
+def check_request(lr: LaunchRequest, offline: bool = False) -> MemoryCheck:
+    """`recipe vram` / `show`: the estimate for a launch request (the model's file list from the Hub unless offline,
+    --offline or HF_HUB_OFFLINE)."""
+    offline = offline or lr.pull == "never" or hub_offline_env()
+    need = model_need(lr.model_request, offline=offline, dry_run=False)
+    return check_job(plan_job(lr), lr, need.manifest if need else None, offline=offline)
 
 
 def refuse_unless_fits(check: MemoryCheck, *, force: bool) -> None:

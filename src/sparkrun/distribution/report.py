@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparkrun.core.events import Emit, TransferFinished
+from sparkrun.core.plan import Plan
 
 
 @dataclass
@@ -70,6 +71,7 @@ class SyncReport:
     items: list[ItemReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     hf_hub_offline: bool = False  # the containers may run with HF_HUB_OFFLINE=1: the model is on every host
+    plan: Plan | None = None  # a dry-run: the steps a sync would take
 
     @property
     def failed(self) -> dict[str, str]:
@@ -80,9 +82,12 @@ class SyncReport:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "items": [i.to_json() for i in self.items],
             "failed": self.failed,
             "notes": list(self.notes),
             "hf_hub_offline": self.hf_hub_offline,
         }
+        if self.plan is not None:
+            data["steps"] = self.plan.to_json()["steps"]
+        return data

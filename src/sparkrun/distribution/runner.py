@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sparkrun.clusters import download_mode
 from sparkrun.core.events import Emit, MemoryEstimate, Warning
@@ -24,7 +25,7 @@ from sparkrun.distribution.spec import ImageNeed, SyncSpec, hub_offline_env, mod
 from sparkrun.errors import HostError, PartialFailure
 from sparkrun.launch.facts import HostFacts
 from sparkrun.launch.planner import DEFAULT_HF_CACHE, JobPlan, plan_job
-from sparkrun.launch.request import LaunchRequest
+from sparkrun.launch.request import LaunchRequest, RecipeInput
 from sparkrun.transport.base import Transport
 
 
@@ -32,8 +33,13 @@ from sparkrun.transport.base import Transport
 class JobSync:
     job: JobPlan  # planned again: containers get HF_HUB_OFFLINE=1 when the model is on every host
     facts: dict[str, HostFacts]  # the image now present everywhere
-    report: SyncReport
-    memory: MemoryCheck
+    report: SyncReport | None = None  # None: --no-sync
+    memory: MemoryCheck | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.report is None:
+            return {}
+        return {**self.report.to_json(), "memory": self.memory.to_json() if self.memory else None}
 
 
 def job_spec(job: JobPlan, lr: LaunchRequest, *, dry_run: bool, verify: bool = False) -> SyncSpec:
@@ -88,14 +94,23 @@ def _with_images(facts: Mapping[str, HostFacts], spec: SyncSpec, report: SyncRep
 
 
 def distribute_job(
-    job: JobPlan, lr: LaunchRequest, facts: Mapping[str, HostFacts], *, transport: Transport, emit: Emit, force: bool
+    job: JobPlan,
+    lr: LaunchRequest,
+    facts: Mapping[str, HostFacts],
+    *,
+    transport: Transport,
+    emit: Emit,
+    given: RecipeInput,
 ) -> JobSync:
-    """Check memory, then put the image and the model on every host of the job (see the module docstring)."""
-    spec = job_spec(job, lr, dry_run=False)
+    """Check memory, then put the image and the model on every host of the job (see the module docstring); with
+    `--no-sync` (`given.sync` false) only the memory check, from cached metadata."""
+    spec = job_spec(job, lr, dry_run=not given.sync)
     manifest = spec.model.manifest if spec.model else None
-    memory = check_job(job, lr, manifest, offline=spec.offline or hub_offline_env())
+    memory = check_job(job, lr, manifest, offline=spec.offline or hub_offline_env() or not given.sync)
     emit(MemoryEstimate(memory.text(), memory.fits, memory.to_json()))
-    refuse_unless_fits(memory, force=force)
+    refuse_unless_fits(memory, force=given.force)
+    if not given.sync:
+        return JobSync(job, dict(facts), None, memory)
     report = sync(spec, transport, emit, facts)
     if report.failed:
         host, cause = next(iter(report.failed.items()))
@@ -107,7 +122,13 @@ def distribute_job(
 
 
 def sync_request(
-    lr: LaunchRequest, *, transport: Transport, emit: Emit, download: str | None, verify: bool
+    lr: LaunchRequest,
+    *,
+    transport: Transport,
+    emit: Emit,
+    download: str | None = None,
+    verify: bool = False,
+    dry_run: bool = False,
 ) -> SyncReport:
     """`sparkrun sync`: the recipe's model and image onto every selected host (all of them, not only tp x pp)."""
     cluster = lr.selection.cluster
@@ -115,12 +136,15 @@ def sync_request(
     spec = SyncSpec(
         hosts=lr.selection.hosts,
         hf_cache=cluster.hf_cache or DEFAULT_HF_CACHE,
-        model=model_need(lr.model_request, offline=offline, dry_run=False),
+        model=model_need(lr.model_request, offline=offline, dry_run=dry_run),
         image=ImageNeed(lr.request.image, lr.runtime.fallback_image(lr.request.image)),
         download=download_mode(download) if download else cluster.download,
         offline=offline,
         verify=verify,
     )
+    if dry_run:
+        plan, notes = dry_run_plan(spec)
+        return SyncReport(notes=notes, plan=plan)
     report = sync(spec, transport, emit)
     raise_for_partial(report, len(spec.hosts))
     return report

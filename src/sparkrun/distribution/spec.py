@@ -106,8 +106,8 @@ def model_need(request: ModelRequest | None, *, offline: bool, dry_run: bool) ->
         cached = cached_manifest(request)
         if cached is not None:
             return ModelNeed(request, cached)
-        why = "a dry-run" if dry_run else ("--offline" if offline else "HF_HUB_OFFLINE is set")
-        return ModelNeed(request, None, f"its file list is not cached on this machine and {why} asks the Hub nothing")
+        why = "--offline asks" if offline else ("HF_HUB_OFFLINE is set: ask" if hub_offline_env() else "a dry-run asks")
+        return ModelNeed(request, None, f"its file list is not cached on this machine and {why} the Hub nothing")
     return ModelNeed(request, resolve_manifest(request))
 
 
