@@ -277,6 +277,8 @@ def apply_changes(cluster: Cluster, **changes: Any) -> Cluster:
         out = replace(out, description=str(changes["description"]))
     if changes.get("hf_cache") is not None:
         out = replace(out, hf_cache=str(changes["hf_cache"]) or None)
+    if changes.get("download") is not None:
+        out = replace(out, download=download_mode(changes["download"], "--download"))
     return out
 
 
@@ -303,7 +305,8 @@ def resolve_hosts(
 ) -> HostSelection:
     """Which hosts to act on, with their SSH and container settings. Pure except for reading config files."""
     config_ssh = _ssh_from(user_config.get("ssh"), str(user_config.path))
-    base = Cluster(name="", hosts=(), ssh=config_ssh, hf_cache=user_config.get("hf_cache"))
+    download = download_mode(user_config.get("download"), str(user_config.path))
+    base = Cluster(name="", hosts=(), ssh=config_ssh, hf_cache=user_config.get("hf_cache"), download=download)
     named: Cluster | None = None
     if cluster:
         named = load_cluster(cluster)
