@@ -44,8 +44,9 @@ from sparkrun.jobs.lookup import selection_for_job, selection_for_records, ssh_t
 from sparkrun.jobs.records import JobStore
 from sparkrun.launch.facts import HostFacts, parse_facts
 from sparkrun.launch.planner import JobPlan, plan_job
-from sparkrun.launch.request import RecipeInput, Resolved, launch_request, nodes_needed, resolve
+from sparkrun.launch.request import RecipeInput, launch_request, resolve_input
 from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
+from sparkrun.recipes.resolved import ResolvedRecipe, preview_hosts
 from sparkrun.shell import ParamValue, render_script
 from sparkrun.transport.base import Transport
 
@@ -115,7 +116,7 @@ class RunResult:
 
 
 def _placeholders(count: int) -> HostSelection:
-    names = ("<head>", *(f"<worker{i}>" for i in range(1, count)))
+    names = preview_hosts(count)
     return HostSelection(tuple(Host(n) for n in names), "no hosts given: placeholders", Cluster("", names))
 
 
@@ -174,16 +175,16 @@ class Session:
         return selection_for_job(self.store, ref) or self.select(target)
 
     # ---- run ---------------------------------------------------------------------------------------------------
-    def _recipe(self, given: RecipeInput, *, dry_run: bool, confirm: Callable[[str], bool] | None) -> Resolved:
+    def _recipe(self, given: RecipeInput, *, dry_run: bool, confirm: Callable[[str], bool] | None) -> ResolvedRecipe:
         notify, warn = (lambda m: self.emit(Note(m))), (lambda m: self.emit(Warning(m)))
-        return resolve(self.runtimes, given, notify=notify, warn=warn, dry_run=dry_run, confirm=confirm)
+        return resolve_input(self.runtimes, given, notify=notify, warn=warn, dry_run=dry_run, confirm=confirm)
 
     def _resolve(
         self, given: RecipeInput, target: Target, *, dry_run: bool, confirm: Callable[[str], bool] | None
     ) -> tuple[JobPlan, Any]:
         resolved = self._recipe(given, dry_run=dry_run, confirm=confirm)
         if dry_run and not target.given and self._default_selection() is None:
-            selection = _placeholders(nodes_needed(resolved.request))
+            selection = _placeholders(resolved.nodes)
         else:
             selection = self.select(target)
         lr = launch_request(resolved, selection, given)
@@ -313,7 +314,7 @@ class Session:
         from sparkrun.distribution.memory import check_request  # deferred: loads the model layer
 
         resolved = self._recipe(given, dry_run=True, confirm=None)
-        return check_request(launch_request(resolved, _placeholders(nodes_needed(resolved.request)), given), offline)
+        return check_request(launch_request(resolved, _placeholders(resolved.nodes), given), offline)
 
     # ---- status, logs, stop ------------------------------------------------------------------------------------
     def status(self, target: Target) -> StatusReport:

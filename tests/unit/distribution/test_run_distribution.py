@@ -104,7 +104,7 @@ def test_a_plan_that_cannot_fit_is_refused_before_anything_moves_unless_forced(t
     )
     t = fake()
     s, _seen = session(t, tmp_path)
-    with pytest.raises(Refused, match="needs about .* GiB per host") as caught:
+    with pytest.raises(Refused, match=r"needs about .* GiB per host") as caught:
         s.run(given(), TWO)
     assert caught.value.hint and "--force" in caught.value.hint
     assert [sc.name for _h, sc in t.scripts] == ["probe", "probe"]
