@@ -14,7 +14,7 @@ from sparkrun.core.plan import Plan, Step
 from sparkrun.errors import HostError, WorkloadError
 from sparkrun.hosts import Host
 from sparkrun.jobs.control import stop_steps
-from sparkrun.launch.container import docker_run_argv, env_file, home_path
+from sparkrun.launch.container import HF_CACHE_IN_CONTAINER, docker_run_argv, env_file, home_path
 from sparkrun.launch.facts import HostFacts
 from sparkrun.launch.hooks import HOOK_STEPS, Hook
 from sparkrun.launch.planner import JobPlan, RankPlan
@@ -126,6 +126,8 @@ def _launch_step(job: JobPlan, rank: RankPlan, group: int, source: str | None, h
         "IMAGE_SOURCE": source or "",
         "PULL": job.pull,
         "ENSURE_DIRS": [home_path(job.hf_cache, home)] if home else [],
+        # A runtime's own mounts (e.g. trtllm's ~/.ssh) must exist: `docker -v` would create an empty root-owned dir.
+        "REQUIRE_PATHS": [m.source for m in rank.container.mounts if m.target != HF_CACHE_IN_CONTAINER],
         "SECRET_BYTES": str(len(secrets)),
         "COPY_BYTES": [str(c.size) for c in copies],
         "COPY_DESTS": [c.dest for c in copies],
