@@ -39,16 +39,17 @@ if ((${#IMAGES[@]})); then
   else
     sr_emit docker ok
     for image in "${IMAGES[@]}"; do
-      found=$(docker image inspect --format '{{.Id}} {{.Size}} {{join .RepoDigests ","}}' "$image" 2>/dev/null) ||
+      found=$(docker image inspect --format '{{.Id}} {{.Size}} {{range .RepoDigests}}{{.}},{{end}}' "$image" 2>/dev/null) ||
         found="- 0"
       read -r id size digests <<<"$found"
+      digests=${digests%,}
       sr_emit image "$image $id $size ${digests:--}"
     done
   fi
 fi
 
 if [ -n "$IB_DETECT" ]; then
-  ib_out=$(HEAD_ADDRESS="$HEAD_ADDRESS" bash -c "$IB_DETECT" 2>/dev/null) || ib_out=""
+  ib_out=$(env HEAD_ADDRESS="$HEAD_ADDRESS" bash -c "$IB_DETECT" 2>/dev/null) || ib_out=""
   while IFS= read -r line; do
     [ -z "$line" ] || sr_emit ib_env "$line"
   done <<<"$ib_out"
