@@ -207,6 +207,7 @@ def sync_model(
             holdings.update(context.probe([source.host]))
             receivers = [h for h in receivers if h.address != source.name]
             report.outcome(source.name).moved += source.downloaded
+            report.outcome(source.name).route = "downloaded from the Hub"
         report.source, report.downloaded = source.name, report.downloaded + source.downloaded
         source.downloaded = 0
         if not receivers:
