@@ -20,8 +20,9 @@ fi
 # counted: copy stdin to stdout in 32 MiB blocks, reporting the bytes copied so far after each block.
 counted() {
   local n total=0
+  exec 4>&1 # the data goes on to stdout; dd's report (on its stderr) is what the substitution reads
   while :; do
-    n=$({ LC_ALL=C dd bs=1M count=32 iflag=fullblock 2>&1 >&4 | awk '/copied/ { print $1 }'; } 4>&1)
+    n=$(LC_ALL=C dd bs=1M count=32 iflag=fullblock 2>&1 >&4 | awk '/copied/ { print $1 }')
     if [ -z "$n" ] || ((n == 0)); then break; fi
     total=$((total + n))
     sr_emit send-progress "$NAME $total"
