@@ -9,13 +9,15 @@
 #   CAUSE, hop-end NAME BYTES BYTES
 # shellcheck disable=SC2154  # inputs come from the preamble
 
+exec 5>&1 # events from inside pipelines whose stdout is data
 read -r pgid < <(ps -o pgid= -p $$) || pgid=""
 sr_emit hop-start "$NAME $pgid"
 old=$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 
 # counted: copy stdin to stdout in 32 MiB blocks, reporting the bytes copied so far after each block.
 counted() {
-  local n total=0
+  # shellcheck disable=SC2034  # read by sr_emit: stdout is the archive going to docker load, events use fd 5
+  local n total=0 SR_EVENT_FD=5
   exec 4>&1 # the data goes on to stdout; dd's report (on its stderr) is what the substitution reads
   while :; do
     n=$(LC_ALL=C dd bs=1M count=32 iflag=fullblock 2>&1 >&4 | awk '/copied/ { print $1 }')

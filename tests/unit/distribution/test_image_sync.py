@@ -52,7 +52,7 @@ esac
 """
 
 
-def archive(name: str, ident: str, size: int = 3 << 20) -> bytes:
+def archive(name: str, ident: str, size: int = 40 << 20) -> bytes:
     return f"{name}\n{ident}\n".encode() + os.urandom(size)
 
 
@@ -81,6 +81,11 @@ def image_id(homes: HomesTransport, host: str, name: str) -> str | None:
     return path.read_text() if path.exists() else None
 
 
+def archive_of(homes: HomesTransport, host: str, name: str) -> bytes:
+    key = name.replace("/", "_").replace(":", "_").replace("@", "_")
+    return (homes.root / host / "images" / f"{key}.tar").read_bytes()
+
+
 def run(homes: HomesTransport, name: str = IMAGE, **kw: object) -> SyncReport:
     spec = SyncSpec(tuple(Host(h) for h in HOSTS), "~/.cache/huggingface", None, ImageNeed(name), **kw)  # type: ignore[arg-type]
     return sync(spec, homes, lambda e: None)
@@ -100,6 +105,7 @@ def test_the_image_goes_down_a_chain_from_the_host_that_has_it(homes: HomesTrans
         "h3": (0, "already has it", None),
     }
     assert {h: image_id(homes, h, IMAGE) for h in HOSTS} == dict.fromkeys(HOSTS, "sha256:aaa")
+    assert all(archive_of(homes, h, IMAGE) == data for h in HOSTS)  # byte for byte, nothing added on the way
 
 
 def test_a_host_with_another_image_under_the_name_gets_the_heads(homes: HomesTransport) -> None:
