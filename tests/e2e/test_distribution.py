@@ -58,6 +58,8 @@ def test_a_fresh_cluster_gets_the_model_and_image_once_and_serves(
 ) -> None:
     hosts = testbed.hosts
     recipe = write_recipe(tmp_path, "gated-tiny", GATED)
+    vram = json.loads(ok(env, "recipe", "vram", str(recipe), "--tp", str(len(hosts)), "--json").stdout)
+    assert vram["fits"] is True and vram["hosts"] == len(hosts)  # reads headers and config: metadata, now cached
     hub.stats.reset()
     with image_only_on(testbed, [hosts[-1]]), ProcessWatch(testbed, GOOD_TOKEN) as watch:
         first = run_all(env, recipe, len(hosts))
@@ -88,12 +90,20 @@ def test_the_dry_run_shows_what_the_recipe_needs_and_the_sync_steps(
     env: dict[str, str], testbed: Testbed, hub: HubStub, tmp_path: Path
 ) -> None:
     recipe = write_recipe(tmp_path, "gated-tiny", GATED)
-    ok(env, "sync", str(recipe), "--cluster", "testbed", "-H", testbed.hosts[0], timeout=300)  # caches the file list
+    args = ("run", str(recipe), "--cluster", "testbed", "--tp", "2", "--dry-run", "--json")
     hub.stats.reset()
-    dry = json.loads(ok(env, "run", str(recipe), "--cluster", "testbed", "--tp", "2", "--dry-run", "--json").stdout)
-    assert hub.stats.requests == []  # a dry-run asks the Hub nothing
+    cold = json.loads(ok(env, *args).stdout)
+    assert hub.stats.requests == []  # a dry-run asks the Hub nothing, even with nothing cached
+    assert cold["distribution"]["model"]["known"] is False and cold["distribution"]["memory"]["available"] is False
+    assert any("not cached here" in n for n in cold["notes"])
+    ok(env, "recipe", "vram", str(recipe), "--tp", "2")  # online: file list, config and headers are cached
+    hub.stats.reset()
+    dry = json.loads(ok(env, *args).stdout)
+    assert hub.stats.requests == []
     needs = dry["distribution"]
     assert needs["model"]["known"] is True and needs["model"]["total_bytes"] > 0
     assert needs["image"]["ref"] == IMAGE and needs["memory"]["fits"] is True
     phases = [s["phase"] for s in dry["steps"]]
     assert phases.index("sync: check") < phases.index("sync: model") < phases.index("start group 0")
+    assert all("HF_HUB_OFFLINE=1" in r["docker_argv"] for r in dry["ranks"])
+    assert dry["job"] == cold["job"]
