@@ -204,7 +204,8 @@ def _chain_from_host(payload: Payload, route: Route, transport: Transport, track
     stream = transport.stream(route.source, send, timeout=payload.timeout)
     tracker.pump(stream)
     result = stream.result()
-    if not result.ok and tracker.source_error is None:
+    lost_next = any(h.lost for h in tracker.hops.values())  # the source is fine; its link to the first hop broke
+    if not result.ok and tracker.source_error is None and not lost_next:
         tracker.source_error = result.failure()[1]
 
 

@@ -202,7 +202,7 @@ def sync_model(
         if not receivers:
             break
         # each pass starts from a complete copy on a host if there is one (after a lost host: one that now has it)
-        source = find_source(context, manifest, holdings, failed) or _fresh(context, manifest, holdings, source)
+        source = find_source(context, manifest, holdings, failed) or _fresh(context, manifest, holdings, report)
         if source.host is not None and source.downloaded:
             holdings.update(context.probe([source.host]))
             receivers = [h for h in receivers if h.address != source.name]
@@ -226,17 +226,18 @@ def sync_model(
 
 
 def _fresh(
-    context: Context, manifest: ModelManifest, holdings: Mapping[str, HostHoldings], previous: Source | None
+    context: Context, manifest: ModelManifest, holdings: Mapping[str, HostHoldings], report: ItemReport
 ) -> Source:
-    """No complete copy anywhere: download once (never twice in one sync; never with --offline)."""
+    """No complete copy anywhere (or none left: the host that had it dropped out): download, never with --offline
+    and never twice in one sync."""
     spec = context.spec
-    if spec.offline or (previous is not None and previous.host is not None):
+    if spec.offline:
         here = set(check_cache(default_hub_dir(), manifest).to_fetch)
         held = [h for h in holdings.values() if h.check is not None]
         nowhere = [f.path for f in manifest.files if f.path in here and all(f.path in h.wants() for h in held)]
-        if spec.offline:
-            raise missing_error(manifest, [h.address for h in spec.hosts], nowhere)
-        raise HostError(previous.name if previous else "", "model copy", "lost the only complete copy of the model")
+        raise missing_error(manifest, [h.address for h in spec.hosts], nowhere)
+    if report.downloaded:
+        raise HostError(report.source, "model copy", "lost the only complete copy of the model (downloaded once)")
     return download(context, manifest, holdings)
 
 

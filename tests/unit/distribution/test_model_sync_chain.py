@@ -178,3 +178,14 @@ def test_a_host_without_the_space_fails_before_anything_is_copied(
     report, _ = run_sync(homes, spec_for(model_here))
     assert "not enough space" in report.failed["h2"]
     assert moved(report)["h2"] == 0 and complete(homes, model_here, "h3")
+
+
+def test_losing_the_first_hop_does_not_count_against_the_source(
+    tmp_path: Path, control_hub: Path, manifest: ModelManifest, files: dict[str, bytes]
+) -> None:
+    homes = HomesTransport(tmp_path / "hosts", dies={"h2"}, dies_after=2_000_000)
+    place(homes.hub("h1"), manifest, files)  # h1 sends to h2, which goes away mid-copy
+    report, _ = run_sync(homes, spec_for(manifest))
+    assert set(report.failed) == {"h2"}
+    assert complete(homes, manifest, "h3") and report.items[0].hosts["h3"].route == "from h1"
+    assert not control_hub.exists()  # h1 still had it: nothing was downloaded
