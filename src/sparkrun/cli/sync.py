@@ -48,6 +48,7 @@ def sync(app: AppContext, /, recipe: str, dry_run: bool, as_json: bool, **values
         app.console.json(report.to_json())
     else:
         print_report(app, report)
+    report.check()  # exit 6 when some hosts failed (listed above), 4 when all did
 
 
 def print_report(app: AppContext, report: SyncReport) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sparkrun.core.events import Emit, TransferFinished
 from sparkrun.core.plan import Plan
+from sparkrun.errors import HostError, PartialFailure
 
 
 @dataclass
@@ -72,6 +73,23 @@ class SyncReport:
     notes: list[str] = field(default_factory=list)
     hf_hub_offline: bool = False  # the containers may run with HF_HUB_OFFLINE=1: the model is on every host
     plan: Plan | None = None  # a dry-run: the steps a sync would take
+    hosts: int = 0  # how many hosts the sync was for
+
+    def check(self) -> None:
+        """Some hosts failed (PartialFailure, exit 6) or all of them (HostError, exit 4)."""
+        failed = self.failed
+        if not failed:
+            return
+        lines = [f"{h}: {c}" for h, c in failed.items()]
+        host, cause = next(iter(failed.items()))
+        hint = "fix those hosts and sync again: finished files are kept, only what is missing moves"
+        if len(failed) >= self.hosts:
+            raise HostError(host, "sync", cause, detail="\n".join(lines[1:]) or None, hint=hint)
+        raise PartialFailure(
+            f"synced {self.hosts - len(failed)} of {self.hosts} host(s); {len(failed)} failed",
+            detail="\n".join(lines),
+            hint=hint,
+        )
 
     @property
     def failed(self) -> dict[str, str]:

@@ -22,7 +22,7 @@ from sparkrun.distribution.memory import MemoryCheck, check_job, refuse_unless_f
 from sparkrun.distribution.model import sync_model
 from sparkrun.distribution.report import SyncReport
 from sparkrun.distribution.spec import ImageNeed, SyncSpec, hub_offline_env, model_need
-from sparkrun.errors import HostError, PartialFailure
+from sparkrun.errors import HostError
 from sparkrun.launch.facts import HostFacts
 from sparkrun.launch.planner import DEFAULT_HF_CACHE, JobPlan, plan_job
 from sparkrun.launch.request import LaunchRequest, RecipeInput
@@ -146,24 +146,8 @@ def sync_request(
         plan, notes = dry_run_plan(spec)
         return SyncReport(notes=notes, plan=plan)
     report = sync(spec, transport, emit)
-    raise_for_partial(report, len(spec.hosts))
+    report.hosts = len(spec.hosts)
     return report
-
-
-def raise_for_partial(report: SyncReport, hosts: int) -> None:
-    """`sync`: some hosts failed (exit 6), or all of them (exit 4)."""
-    failed = report.failed
-    if not failed:
-        return
-    lines = [f"{h}: {c}" for h, c in failed.items()]
-    if len(failed) >= hosts:
-        host, cause = next(iter(failed.items()))
-        raise HostError(host, "sync", cause, detail="\n".join(lines[1:]) or None, hint=_hint(cause))
-    raise PartialFailure(
-        f"synced {hosts - len(failed)} of {hosts} host(s); {len(failed)} failed",
-        detail="\n".join(lines),
-        hint="fix those hosts and sync again: finished files are kept, only what is missing moves",
-    )
 
 
 def _hint(cause: str) -> str:
