@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from e2e.cli import IMAGE, sparkrun
-from hubstub.fixtures import GATED, GOOD_TOKEN, LLAMA
-from hubstub.presets import LlamaShape, write_llama_repo
+from hubstub.fixtures import GATED, GGUF, GOOD_TOKEN, LLAMA
+from hubstub.presets import LlamaShape, write_gguf_repo, write_llama_repo
 from hubstub.server import HubStub
 from testbed.harness import Testbed
 
@@ -26,11 +26,12 @@ HF_CACHE = "/root/.cache/huggingface"  # the testbed cluster connects as root
 
 
 def start_hub(root: Path) -> HubStub:
-    """The Hub stand-in on 10.213.0.1 with the tiny, gated and medium test models."""
+    """The Hub stand-in on 10.213.0.1 with the tiny, gated, GGUF and medium test models."""
     hub = HubStub(CONTROL, tokens=frozenset({GOOD_TOKEN})).start()
     llama = write_llama_repo(root / "llama")
     hub.add_repo(LLAMA, llama)
     hub.add_repo(GATED, llama, gated=True)
+    hub.add_repo(GGUF, write_gguf_repo(root / "gguf"))
     hub.add_repo(MEDIUM, write_llama_repo(root / "medium", MEDIUM_SHAPE, seed="medium", distractors=False))
     return hub
 

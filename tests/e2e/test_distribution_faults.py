@@ -149,16 +149,37 @@ def test_prune_frees_space_and_never_touches_a_model_in_use(
     assert [j["state"] for j in status["jobs"]] == ["running"]
 
 
-def test_with_cx7_ports_the_chain_runs_over_their_addresses(
+def ssh_on_cx7(testbed: Testbed, host: str, on: bool) -> None:
+    """Let the host's sshd answer on its CX7 address too, as a real Spark's does (the testbed's sshd listens on the
+    management address only): a DNAT rule in the host's namespace."""
+    i = testbed.index(host)
+    rule = f"PREROUTING -d 10.213.0.{100 + i} -p tcp --dport 22 -j DNAT --to-destination {testbed.ip(host)}:22"
+    testbed.exec(host, f"iptables -t nat {'-I' if on else '-D'} {rule}", check=on)
+
+
+def test_with_cx7_ports_the_chain_runs_over_their_addresses_and_falls_back_per_link(
     env: dict[str, str], testbed: Testbed, tmp_path: Path
 ) -> None:
-    for host in testbed.hosts:
+    hosts = testbed.hosts
+    no_cx7_ssh = hosts[2]  # its CX7 port is up, but nothing answers SSH there
+    for host in hosts:
         testbed.ib(host, on=True)
-    recipe = write_recipe(tmp_path, "tiny", LLAMA)
-    code, report, err = sync_json(env, str(recipe), "--cluster", "testbed")
+    listening = [h for h in hosts if h != no_cx7_ssh]
+    for host in listening:
+        ssh_on_cx7(testbed, host, on=True)
+    try:
+        recipe = write_recipe(tmp_path, "tiny", LLAMA)
+        code, report, err = sync_json(env, str(recipe), "--cluster", "testbed")
+    finally:
+        for host in listening:
+            ssh_on_cx7(testbed, host, on=False)
     assert code == 0, err
     model = next(i for i in report["items"] if i["item"].startswith("model "))
     routes = {h["host"]: h["route"] for h in model["hosts"]}
-    for index, host in enumerate(testbed.hosts[1:], start=1):  # host 1 downloads, host 2 gets it from host 1, ...
-        sender, fast = testbed.hosts[index - 1], f"10.213.0.{100 + index + 1}"
-        assert routes[host] == f"from {sender} over {fast} (CX7)"
+    fast = {h: f"10.213.0.{100 + testbed.index(h)}" for h in hosts}
+    assert routes == {
+        hosts[0]: "downloaded from the Hub",
+        hosts[1]: f"from {hosts[0]} over {fast[hosts[1]]} (CX7)",
+        hosts[2]: f"from {hosts[1]}",  # its CX7 address did not answer: the management network
+        hosts[3]: f"from {hosts[2]} over {fast[hosts[3]]} (CX7)",
+    }
