@@ -234,7 +234,7 @@ class Session:
         with self.store.pending(first.job, "launch", recipe=first.recipe_name, hosts=hosts):
             facts = self.probe(first)
             job = plan_job(lr, facts)
-            errors = check_facts(job, facts, wait_ready=wait_ready)
+            errors = check_facts(job, facts, wait_ready=wait_ready, synced=given.sync)
             if errors:
                 raise combine(errors)
             if ensure and reusable(job, facts):

@@ -147,3 +147,31 @@ def test_an_unknown_file_list_under_hf_hub_offline_is_not_synced_and_says_so(tmp
     assert any("is not synced" in w and "HF_HUB_OFFLINE" in w for w in warnings)
     assert "sync_probe" not in [sc.name for _h, sc in t.scripts]
     assert ("HF_HUB_OFFLINE", "1") not in result.job.ranks[0].container.env
+
+
+def test_offline_a_run_copies_an_image_that_one_host_has_instead_of_refusing(tmp_path: Path) -> None:
+    cache_metadata(SMALL_CONFIG)
+
+    def only_the_head(host: Host, script: Script) -> str:
+        found = "sha256:1" if host.address == "10.0.0.1" else "-"
+        return events(("docker", "ok 27.0"), ("home", "/home/ops"), ("curl", "yes"), ("image", f"{IMAGE} {found}"))
+
+    def holds_model_not_image(host: Host, script: Script) -> str:
+        answer = holds_everything(host, script)
+        return answer if host.address == "10.0.0.1" else answer.replace("sha256:1 10", "- 0")
+
+    t = FakeTransport(
+        {
+            "probe": only_the_head,
+            "sync_probe": holds_model_not_image,
+            "image_recv": events(("hop-start", "10.0.0.2 77"), ("hop-end", "10.0.0.2 4096 4096")),
+            "readiness": ready,
+        }
+    )
+    s, _seen = session(t, tmp_path)
+    result = s.run(given(offline=True), TWO)
+    names = [sc.name for _h, sc in t.scripts]
+    assert names.index("image_recv") < names.index("launch")
+    assert [h for h, sc in t.scripts if sc.name == "image_recv"] == [Host("10.0.0.2")]
+    image = next(i for i in result.sync["items"] if i["item"].startswith("image "))
+    assert {h["host"]: h["moved"] for h in image["hosts"]} == {"10.0.0.1": 0, "10.0.0.2": 4096}
