@@ -95,8 +95,9 @@ def test_a_corrupted_file_on_one_host_is_found_and_only_it_is_copied_again(
     env: dict[str, str], testbed: Testbed, tmp_path: Path
 ) -> None:
     recipe = write_recipe(tmp_path, "tiny", LLAMA)
-    code, _report, err = sync_json(env, str(recipe), "--cluster", "testbed")
-    assert code == 0, err
+    plain = ok(env, "sync", str(recipe), "--cluster", "testbed", timeout=300)  # a pipe: plain lines, then the table
+    assert "ALREADY THERE" in plain.stdout and plain.stdout.count(" ok") == 2 * len(testbed.hosts)  # image + model
+    assert f"{testbed.hosts[1]}: model {LLAMA}:" in plain.stderr
     victim = testbed.hosts[1]
     folder = f"{HF_CACHE}/hub/models--test-org--tiny-llama"
     blob = testbed.exec(victim, f"readlink -f {folder}/snapshots/*/model-00001-of-00002.safetensors").stdout.strip()
@@ -145,6 +146,8 @@ def test_prune_frees_space_and_never_touches_a_model_in_use(
     assert {d["repo"] for d in pruned["deleted"]} == {GGUF} and pruned["freed"] >= revs[GGUF]["bytes"]
     assert [r["repo"] for r in pruned["refused"]] == [LLAMA]
     assert testbed.exec(testbed.hosts[0], f"ls {HF_CACHE}/hub").stdout.split() == ["models--test-org--tiny-llama"]
+    inspected = json.loads(ok(env, "model-cache", "inspect", LLAMA, *head).stdout)
+    assert [h["complete"] for h in inspected["hosts"]] == [True]
     status = json.loads(ok(env, "status", "--cluster", "testbed", "--json").stdout)
     assert [j["state"] for j in status["jobs"]] == ["running"]
 
