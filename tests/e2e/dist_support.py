@@ -5,7 +5,9 @@ watching the hosts' process lists."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -98,9 +100,9 @@ def moved(report: dict[str, Any], item_prefix: str) -> dict[str, int]:
 def image_only_on(testbed: Testbed, keep: list[str], image: str = IMAGE) -> Iterator[None]:
     """The engine image removed from every host but `keep`; put back on every host afterwards."""
     source = keep[0] if keep else testbed.hosts[0]
-    saved = testbed.state_dir / "cache" / "distribution-engine.tar"
-    if not saved.exists():
-        testbed.docker(source, "save", "-o", str(saved), image)
+    scratch = Path(tempfile.mkdtemp(prefix="sparkrun-e2e-image.", dir="/var/tmp"))
+    saved = scratch / "engine.tar"  # the control's docker CLI writes and reads it (not a host's private /tmp)
+    testbed.docker(source, "save", "-o", str(saved), image)
     for host in testbed.hosts:
         if host not in keep:
             testbed.docker(host, "rmi", "-f", image, check=False)
@@ -110,6 +112,7 @@ def image_only_on(testbed: Testbed, keep: list[str], image: str = IMAGE) -> Iter
         for host in testbed.hosts:
             if testbed.docker(host, "image", "inspect", image, check=False).returncode != 0:
                 testbed.docker(host, "load", "-i", str(saved))
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 class ProcessWatch:
