@@ -19,6 +19,7 @@ from sparkrun.distribution.route import THIS_MACHINE
 from sparkrun.errors import HostError
 from sparkrun.hosts import Host
 from sparkrun.models.check import check_cache
+from sparkrun.models.hub import hub_endpoint
 from sparkrun.models.layout import default_hub_dir
 from sparkrun.models.manifest import ModelManifest
 from sparkrun.shell import ParamValue, render_script
@@ -29,12 +30,11 @@ def copy_timeout(nbytes: int) -> float:
 
 
 class _Fetch:
-    """The progress side of a download (a `Payload` for the tracker: item and totals only)."""
+    """What the tracker reports for a download on the head (`chain.Progress`): its name and expected bytes."""
 
-    def __init__(self, manifest: ModelManifest, host: str, total: int) -> None:
+    def __init__(self, manifest: ModelManifest, total: int) -> None:
         self.item = f"download {manifest.repo_id}"
-        self.timeout = copy_timeout(total)
-        self._host, self._total = host, total
+        self._total = total
 
     def total(self, host: str) -> int:
         return self._total
@@ -60,8 +60,6 @@ def _download_here(context: Context, manifest: ModelManifest) -> int:
 
 
 def _fetch_values(context: Context, manifest: ModelManifest, head: HostHoldings) -> dict[str, ParamValue]:
-    from sparkrun.models.hub import hub_endpoint  # deferred: light, but keeps the Hub seam in one place
-
     spec = context.spec
     wanted = set(head.wants())
     base = f"{hub_endpoint()}/{manifest.repo_id}/resolve/{manifest.commit}/"
@@ -90,7 +88,7 @@ def _download_on_head(context: Context, manifest: ModelManifest, head: HostHoldi
     values = _fetch_values(context, manifest, head)
     total = head.bytes_wanted(manifest)
     script = render_script("model_recv", values, stdin=(hub_token() + "\n").encode())
-    tracker = Tracker(_Fetch(manifest, head.host, total), [head.host], context.emit)
+    tracker = Tracker(_Fetch(manifest, total), [head.host], context.emit)
     stream = context.transport.stream(context.spec.head, script, timeout=copy_timeout(total))
     tracker.pump(stream)
     result = stream.result()
@@ -112,8 +110,6 @@ def _head_reaches_hub(context: Context, manifest: ModelManifest, head: HostHoldi
     answer below 500 within 6 s (spec.py documents the rule)."""
     if not head.curl:
         return False
-    from sparkrun.models.hub import hub_endpoint  # deferred: keeps the Hub seam in one place
-
     smallest = min(manifest.files, key=lambda f: f.size)
     url = f"{hub_endpoint()}/{manifest.repo_id}/resolve/{manifest.commit}/{quote(smallest.path)}"
     values: dict[str, ParamValue] = {"ADDRESSES": [], "ARGV": [], "ARGC": [], "HUB_URL": url}
