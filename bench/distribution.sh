@@ -98,11 +98,14 @@ hdocker "$SOURCE_HOST" rm bench_fill >/dev/null
 MODEL_BYTES=$(du -sbL "$HF_HUB_CACHE"/models--test-org--bench-llama/snapshots/* | awk '{ print $1 }')
 IMAGE_BYTES=$(hdocker "$SOURCE_HOST" save "$IMAGE" | wc -c)
 
-timed() { # NAME ARGS...: run sparkrun under GNU time; prints "wall_seconds peak_rss_kb"
-  local name=$1
+timed() { # NAME ARGS...: run sparkrun under GNU time; prints "wall_seconds peak_rss_kb" (CPU samples: $OUT/NAME.top)
+  local name=$1 sampler
   shift
+  (while sleep 5; do top -b -n 1 -w 200 | head -n 22; done) >"$OUT/$name.top" 2>&1 &
+  sampler=$!
   /usr/bin/time -f '%e %M' -o "$OUT/$name.time" "$PY" -m sparkrun "$@" >"$OUT/$name.json" 2>"$OUT/$name.log" ||
-    { echo "bench/distribution.sh: $name failed, see $OUT/$name.log" >&2; exit 1; }
+    { kill "$sampler"; echo "bench/distribution.sh: $name failed, see $OUT/$name.log" >&2; exit 1; }
+  kill "$sampler"
   cat "$OUT/$name.time"
 }
 

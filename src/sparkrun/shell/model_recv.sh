@@ -77,11 +77,13 @@ take() {
   ((have > off)) && skip=$((have - off < len ? have - off : len))
   keep=$((len - skip))
   ((skip > 0)) && dd bs=1M count="$skip" iflag=count_bytes,fullblock status=none of=/dev/null
-  # read exactly KEEP bytes whatever happens to the write, so the stream stays in step
-  if ! dd bs=1M count="$keep" iflag=count_bytes,fullblock status=none | { cat >>"$part" || { cat >/dev/null && false; }; }; then
+  # straight from the stream into the file (one copy). A failed write leaves the stream out of step: the rest is read
+  # and dropped (the next hop still gets every byte from tee) and the partial file stays for a later resume.
+  if ! dd bs=1M count="$keep" iflag=count_bytes,fullblock oflag=append conv=notrunc of="$part" status=none; then
     writing=0
     sr_emit hop-fail "$NAME write cannot write $part: $(df -Ph "$root/blobs" 2>/dev/null | awk 'NR == 2 { print $4 " free" }')"
-    return
+    cat >/dev/null
+    return 1
   fi
   written=$((written + keep))
   if (($(have_bytes "$part") >= FILE_SIZES[i])); then
@@ -95,7 +97,7 @@ receive() {
   ((SKIP_BYTES > 0)) && dd bs=1M count="$SKIP_BYTES" iflag=count_bytes,fullblock status=none of=/dev/null
   while IFS=' ' read -r tag i off len; do
     case $tag in
-      F) take "$i" "$off" "$len" ;;
+      F) take "$i" "$off" "$len" || { ended=1 && break; } ;;
       E) ended=1 && break ;;
       *) sr_emit hop-fail "$NAME stream unexpected record '${tag:0:20}'" && break ;;
     esac

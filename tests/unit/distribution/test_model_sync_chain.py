@@ -190,3 +190,14 @@ def test_losing_the_first_hop_does_not_count_against_the_source(
     assert set(report.failed) == {"h2"}
     assert complete(homes, manifest, "h3") and report.items[0].hosts["h3"].route == "from h1"
     assert not control_hub.exists()  # h1 still had it: nothing was downloaded
+
+
+def test_a_host_that_cannot_write_is_reported_and_still_forwards_to_the_next(
+    homes: HomesTransport, model_here: ModelManifest
+) -> None:
+    shard = "model-00001-of-00002.safetensors"
+    blocked = Path(str(blob_path(homes.hub("h1"), model_here, shard)) + ".sparkrun-partial")
+    blocked.mkdir(parents=True)  # in the way of the partial file: every write to it fails
+    report, _ = run_sync(homes, spec_for(model_here))
+    assert set(report.failed) == {"h1"} and "cannot write" in report.failed["h1"]
+    assert complete(homes, model_here, "h2") and complete(homes, model_here, "h3")
