@@ -23,6 +23,13 @@ class ServedModel:
     check_model_field: bool = False  # vLLM answers 404 for an unknown "model" in a request
     health_only: bool = False  # SGLang ranks > 0 run only a health endpoint
     created: int = field(default_factory=lambda: int(time.time()))
+    aliases: tuple[str, ...] = ()  # further served names (vLLM's --served-model-name a b): listed and accepted
+    api_keys: tuple[str, ...] = ()  # --api-key: /v1/* answers 401 without `Authorization: Bearer <one of them>`
+    api_prefix: str = ""  # llama-server's --api-prefix: every route lives under it (404 elsewhere)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.served_name, *self.aliases)
 
 
 OWNERS = {"vllm": "vllm", "sglang": "sglang", "trtllm": "tensorrt_llm", "max": "modular", "atlas": "atlas"}
@@ -74,67 +81,114 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, kind: str) -> None:
         self._json(status, {"error": {"message": message, "type": kind, "code": status}, "object": "error"})
 
+    def _authorized(self) -> bool:
+        """vLLM's --api-key: every /v1 route needs the bearer token (401 otherwise)."""
+        keys = self.server.app.model.api_keys
+        if not keys or not self.path.startswith("/v1"):
+            return True
+        given = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if given in keys:
+            return True
+        self._error(401, "Unauthorized", "unauthorized")
+        return False
+
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
-    # -- routes ------------------------------------------------------------------------------------------------
-    def do_GET(self) -> None:
-        app = self.server.app
+    def _route(self) -> str | None:
+        """The request's path inside the API prefix, or None (answered 404) when it is outside."""
         path = self.path.split("?", 1)[0]
-        if path in ("/health", "/health_generate"):
-            if not app.ready.is_set():
-                self._error(503, "Loading model", "unavailable_error")
-            elif app.model.engine == "llama-server":
-                self._json(200, {"status": "ok"})
-            else:
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                app.access("GET", path, 200, self.client_address[0])
-            return
-        if app.model.health_only:
-            self._error(404, "Not Found", "not_found_error")
-            return
+        prefix = self.server.app.model.api_prefix.rstrip("/")
+        if not prefix:
+            return path
+        if path == prefix or path.startswith(prefix + "/"):
+            return path[len(prefix) :] or "/"
+        self._error(404, "File Not Found", "not_found_error")
+        return None
+
+    # -- routes ------------------------------------------------------------------------------------------------
+    def _health(self, path: str) -> None:
+        app = self.server.app
         if not app.ready.is_set():
             self._error(503, "Loading model", "unavailable_error")
-            return
-        if path == "/v1/models":
-            m = app.model
-            card = {
-                "id": m.served_name,
+        elif app.model.engine == "llama-server":
+            self._json(200, {"status": "ok"})
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            app.access("GET", path, 200, self.client_address[0])
+
+    def _models(self) -> None:
+        m = self.server.app.model
+        owner = OWNERS.get(m.engine, "llamacpp")
+        cards = [
+            {
+                "id": name,
                 "object": "model",
                 "created": m.created,
-                "owned_by": OWNERS.get(m.engine, "llamacpp"),
+                "owned_by": owner,
                 "root": m.root,
                 "parent": None,
                 "max_model_len": m.max_model_len,
             }
-            self._json(200, {"object": "list", "data": [card]})
-        elif path == "/version":
-            self._json(200, {"version": app.version})
-        elif path in ("/get_model_info", "/props"):
-            self._json(200, {"model_path": app.model.root, "served_model_name": app.model.served_name})
-        elif path == "/metrics":
-            data = f"# stand-in metrics\n{app.model.engine.replace('-', '_')}_requests_total {app.requests}\n".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        else:
+            for name in m.names
+        ]
+        self._json(200, {"object": "list", "data": cards})
+
+    def _metrics(self) -> None:
+        app = self.server.app
+        data = f"# stand-in metrics\n{app.model.engine.replace('-', '_')}_requests_total {app.requests}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _gate(self) -> bool:
+        """True when an API route may answer: not a health-only rank, loaded, and authorized."""
+        app = self.server.app
+        if app.model.health_only:
             self._error(404, "Not Found", "not_found_error")
+            return False
+        if not app.ready.is_set():
+            self._error(503, "Loading model", "unavailable_error")
+            return False
+        return self._authorized()
+
+    def do_GET(self) -> None:
+        app = self.server.app
+        path = self._route()
+        if path is None:
+            return
+        if path in ("/health", "/health_generate"):
+            self._health(path)
+            return
+        if not self._gate():
+            return
+        routes = {
+            "/v1/models": self._models,
+            "/version": lambda: self._json(200, {"version": app.version}),
+            "/get_model_info": lambda: self._json(
+                200, {"model_path": app.model.root, "served_model_name": app.model.served_name}
+            ),
+            "/metrics": self._metrics,
+        }
+        routes["/props"] = routes["/get_model_info"]
+        routes.get(path, lambda: self._error(404, "Not Found", "not_found_error"))()
 
     def do_POST(self) -> None:
         app = self.server.app
-        path = self.path.split("?", 1)[0]
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if app.model.health_only or path not in ("/v1/chat/completions", "/v1/completions"):
+        path = self._route()
+        if path is None:
+            return
+        if path not in ("/v1/chat/completions", "/v1/completions"):
             self._error(404, "Not Found", "not_found_error")
             return
-        if not app.ready.is_set():
-            self._error(503, "Loading model", "unavailable_error")
+        if not self._gate():
             return
         try:
             body = json.loads(raw or b"{}")
@@ -144,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"invalid JSON body: {e}", "BadRequestError")
             return
         m = app.model
-        if m.check_model_field and body.get("model") not in (None, m.served_name):
+        if m.check_model_field and body.get("model") not in (None, *m.names):
             self._error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
             return
         app.requests += 1
