@@ -20,14 +20,16 @@ from e2e.dist_support import (
     image_only_on,
     moved,
     start_hub,
+    sync_json,
     wipe_caches,
     write_recipe,
 )
-from hubstub.fixtures import GATED, GOOD_TOKEN
+from hubstub.fixtures import GATED, GOOD_TOKEN, LLAMA
 from hubstub.server import HubStub
-from testbed.harness import Testbed
+from testbed.harness import SetState, Testbed
 
 pytestmark = pytest.mark.e2e
+REGISTRY_NAME = "nvidia/vllm:25.09-py3"
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +59,24 @@ def test_a_fresh_cluster_gets_the_model_and_image_once_and_serves(
     env: dict[str, str], testbed: Testbed, hub: HubStub, tmp_path: Path
 ) -> None:
     hosts = testbed.hosts
-    recipe = write_recipe(tmp_path, "gated-tiny", GATED)
+    (image,) = testbed.registry_push(REGISTRY_NAME)  # served by the registry under a realistic name ...
+    recipe = write_recipe(tmp_path, "gated-tiny", GATED, image=image)
     vram = json.loads(ok(env, "recipe", "vram", str(recipe), "--tp", str(len(hosts)), "--json").stdout)
     assert vram["fits"] is True and vram["hosts"] == len(hosts)  # reads headers and config: metadata, now cached
     hub.stats.reset()
-    with image_only_on(testbed, [hosts[-1]]), ProcessWatch(testbed, GOOD_TOKEN) as watch:
+    with image_only_on(testbed, []), ProcessWatch(testbed, GOOD_TOKEN) as watch:  # ... and on no host
         first = run_all(env, recipe, len(hosts))
+        for host in hosts:
+            testbed.docker(host, "image", "inspect", image)
     assert first["ready"] is True
     sync = first["sync"]
     assert isinstance(sync, dict) and sync["failed"] == {} and sync["hf_hub_offline"] is True
     model = next(i for i in sync["items"] if i["item"] == f"model {GATED}")
     assert hub.bytes_served(GATED) == model["total"]  # fetched once for four hosts
     assert moved(sync, "model ") == dict.fromkeys(hosts, model["total"])  # the head's is its download
-    assert moved(sync, "image ")[hosts[-1]] == 0 and all(moved(sync, "image ")[h] > 0 for h in hosts[:-1])
+    pulled = next(i for i in sync["items"] if i["item"] == f"image {image}")
+    assert pulled["hosts"][0]["route"] == "pulled from its registry"  # once, by the head
+    assert all(h["moved"] > 0 and h["route"].startswith("from ") for h in pulled["hosts"][1:])
     for host in hosts:
         assert testbed.exec(host, f"ls {HF_CACHE}/hub/models--test-org--gated-llama/snapshots/*/config.json").stdout
         (info,) = json.loads(testbed.docker(host, "inspect", sparkrun_containers(testbed, [host])[host][0]).stdout)
@@ -80,10 +87,27 @@ def test_a_fresh_cluster_gets_the_model_and_image_once_and_serves(
 
     ok(env, "stop", "--all", "--cluster", "testbed")
     hub.stats.reset()
-    second = run_all(env, recipe, len(hosts))
+    second = run_all(env, recipe, len(hosts))  # the image is on every host now: nothing is pulled or copied
     assert hub.bytes_served() == 0
     assert moved(second["sync"], "model ") == dict.fromkeys(hosts, 0)  # type: ignore[arg-type]
     assert moved(second["sync"], "image ") == dict.fromkeys(hosts, 0)  # type: ignore[arg-type]
+    for host in hosts:
+        testbed.docker(host, "rmi", image)
+
+
+def test_without_ssh_between_hosts_the_copy_goes_through_this_machine_and_says_how_to_chain(
+    env: dict[str, str], testbed: Testbed, tmp_path: Path, host_state: SetState
+) -> None:
+    host_state(testbed.hosts[1], mesh=False)  # no key pair, authorizes only this machine: no SSH from or to it
+    recipe = write_recipe(tmp_path, "tiny", LLAMA)
+    code, report, err = sync_json(env, str(recipe), "--cluster", "testbed")
+    assert code == 0, err
+    assert "sparkrun setup ssh" in err
+    model = next(i for i in report["items"] if i["item"].startswith("model "))
+    routes = [h["route"] for h in model["hosts"]]
+    assert routes[0] == "downloaded from the Hub"
+    assert routes[1:] == [f"from {testbed.hosts[0]} through this machine"] * (len(testbed.hosts) - 1)
+    assert all(h["error"] is None for h in model["hosts"])
 
 
 def test_the_dry_run_shows_what_the_recipe_needs_and_the_sync_steps(
