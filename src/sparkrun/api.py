@@ -45,10 +45,23 @@ from sparkrun.launch.facts import HostFacts, parse_facts
 from sparkrun.launch.planner import JobPlan, plan_job
 from sparkrun.launch.request import RecipeInput, launch_request, nodes_needed, resolve
 from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
+from sparkrun.setup import HostSetup, Limits, Origin, Prompts, SetupOptions, new_cluster, run_wizard
 from sparkrun.shell import ParamValue, render_script
 from sparkrun.transport.base import Transport
 
-__all__ = ["RecipeInput", "RunPlan", "RunResult", "Session", "Target"]
+__all__ = [
+    "HostSetup",
+    "Limits",
+    "Prompts",
+    "RecipeInput",
+    "RunPlan",
+    "RunResult",
+    "Session",
+    "SetupOptions",
+    "Target",
+    "new_cluster",
+    "run_wizard",
+]
 
 
 @dataclass(frozen=True)
@@ -327,6 +340,13 @@ class Session:
                 hint="run the same stop again when the hosts are back (it is idempotent)",
             )
         return result
+
+    # ---- setup -------------------------------------------------------------------------------------------------
+    def setup(self, target: Target, *, user: str | None = None) -> HostSetup:
+        """Host setup and checks on the target's hosts (`sparkrun.setup`): `.check()`, `.plan()`, `.apply()`,
+        `.fix()`; `user` replaces the SSH user. Fix commands it prints name the hosts the way `target` does."""
+        origin = Origin(target.hosts, target.hosts_file, target.cluster, user)
+        return HostSetup(lambda: self.select(target), self.transport, emit=self.emit, origin=origin)
 
 
 @contextmanager
