@@ -18,13 +18,16 @@ MESH_OUTCOMES = ("ok", "hostkey", "auth", "unreachable", "error")
 @dataclass(frozen=True)
 class Disk:
     size_kib: int
+    used_kib: int
     avail_kib: int
     fstype: str
     mount: str
 
     @property
     def used_percent(self) -> float:
-        return 100.0 * (self.size_kib - self.avail_kib) / self.size_kib if self.size_kib else 0.0
+        """As `df` computes Use%: of the space not reserved for root."""
+        room = self.used_kib + self.avail_kib
+        return 100.0 * self.used_kib / room if room else 0.0
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,8 @@ def _field(data: dict[str, object], key: str, value: str) -> None:  # noqa: PLR0
         state, writable, path = _split(value, 3)
         data.update(cache_exists=state == "exists", cache_writable=writable == "writable", cache_path=path)
     elif key == "disk":
-        size, avail, fstype, mount = _split(value, 4)
-        data["disk"] = Disk(_int(size, 0), _int(avail, 0), fstype, mount)
+        size, used, avail, fstype, mount = _split(value, 5)
+        data["disk"] = Disk(_int(size, 0), _int(used, 0), _int(avail, 0), fstype, mount)
     elif key == "earlyoom":
         installed, active, args = _split(value, 3)
         data.update(earlyoom_installed=installed == "installed", earlyoom_active=active == "active")

@@ -129,8 +129,8 @@ else
 fi
 where=$cache
 while [ ! -e "$where" ] && [ "$where" != / ]; do where=$(dirname "$where"); done
-read -r _fs fstype size _used avail _pct mount < <(df -PkT "$where" 2>/dev/null | awk 'NR == 2')
-sr_emit disk "${size:-0} ${avail:-0} ${fstype:-?} ${mount:-?}"
+read -r _fs fstype size used avail _pct mount < <(df -PkT "$where" 2>/dev/null | awk 'NR == 2')
+sr_emit disk "${size:-0} ${used:-0} ${avail:-0} ${fstype:-?} ${mount:-?}"
 
 # ---- CX7 / RDMA ports: device, port, state, link layer, netdev, MTU, operstate, IPv4 addresses --------------------
 shopt -s nullglob
