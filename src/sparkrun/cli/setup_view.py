@@ -15,10 +15,11 @@ if TYPE_CHECKING:
 def check_table(app: AppContext, report: CheckReport, *, title: str | None = None) -> None:
     rows = [(line.host, line.check, line.status, line.detail, line.fix or "") for line in report.lines]
     app.console.table(["HOST", "CHECK", "STATUS", "DETAIL", "FIX"], rows, title=title)
-    counts = report.summary()
-    text = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    verdict = "all checks passed" if report.ok else f"{counts['fail']} failed"
-    app.console.out(f"{len(report.facts)} host(s): {text} ({report.seconds:.1f}s): {verdict}")
+    counts = ", ".join(f"{n} {status}" for status, n in report.summary().items() if n)
+    verdict = "every check passed" if report.ok else "some checks failed"
+    app.console.out(
+        f"{len(report.facts)} host(s), {len(report.lines)} checks: {counts} in {report.seconds:.1f}s: {verdict}"
+    )
 
 
 def plan_text(app: AppContext, sp: SetupPlan) -> None:

@@ -11,7 +11,7 @@ from sparkrun.errors import HostError
 from sparkrun.setup.control import reconnect_step
 from sparkrun.setup.facts import HostFacts
 from sparkrun.setup.options import SetupOptions
-from sparkrun.setup.sudo import MODE_TEXT, root_values
+from sparkrun.setup.sudo import root_step
 
 Planned = tuple[Plan, list[HostError]]
 ROOT_TIMEOUT_S = 120.0
@@ -20,17 +20,6 @@ INSTALL_TIMEOUT_S = 900.0
 
 def _noop(f: HostFacts, phase: str, reason: str) -> Step:
     return Step(f.host, "setup_host", {}, phase, phase, noop=reason)
-
-
-def _root_step(
-    f: HostFacts, action: str, summary: str, values: Mapping[str, str], *, detail: tuple[str, ...] = (), timeout: float
-) -> Step | HostError:
-    sudo, error = root_values(f, action)
-    if error is not None:
-        return error
-    all_values = {**sudo, "ACTION": action, **values}
-    text = f"{summary} ({MODE_TEXT[sudo['SUDO']]})"
-    return Step(f.host, "setup_host", all_values, text, action, timeout=timeout, detail=detail)
 
 
 def _collect(items: list[Step | HostError]) -> Planned:
@@ -49,7 +38,7 @@ def _docker_group(f: HostFacts) -> list[Step | HostError]:
             return [_noop(f, "docker-group", f"{f.user} is in group docker"), *reconnect]
         return [_noop(f, "docker-group", f"{f.user} is in group docker")]
     detail = (f"usermod -aG docker {f.user}",)
-    step = _root_step(
+    step = root_step(
         f, "docker-group", f"add {f.user} to group docker", {"TARGET_USER": f.user}, detail=detail, timeout=60
     )
     return [step, *reconnect]
@@ -67,7 +56,7 @@ def _permissions(f: HostFacts, cache_dir: str) -> Step | HostError:
     detail = (f"mkdir -p {f.cache_path} && chown -R {f.uid}:{f.gid} {f.cache_path}",)
     summary = f"make {f.cache_path} {f.user}'s"
     values = {"CACHE_DIR": cache_dir}
-    return _root_step(f, "fix-permissions", summary, values, detail=detail, timeout=ROOT_TIMEOUT_S)
+    return root_step(f, "fix-permissions", summary, values, detail=detail, timeout=ROOT_TIMEOUT_S)
 
 
 def plan_fix_permissions(facts: Mapping[str, HostFacts], cache_dir: str) -> Planned:
@@ -88,7 +77,7 @@ def _earlyoom(f: HostFacts, options: SetupOptions) -> Step | HostError:
     what += ["systemctl enable --now earlyoom" + (" && systemctl restart earlyoom" if args else "")]
     summary = "install and start earlyoom" if not f.earlyoom_installed else "configure and start earlyoom"
     timeout = INSTALL_TIMEOUT_S if not f.earlyoom_installed else ROOT_TIMEOUT_S
-    return _root_step(f, "earlyoom", summary, {"EARLYOOM_ARGS": args}, detail=tuple(what), timeout=timeout)
+    return root_step(f, "earlyoom", summary, {"EARLYOOM_ARGS": args}, detail=tuple(what), timeout=timeout)
 
 
 def plan_earlyoom(facts: Mapping[str, HostFacts], options: SetupOptions) -> Planned:
@@ -98,7 +87,7 @@ def plan_earlyoom(facts: Mapping[str, HostFacts], options: SetupOptions) -> Plan
 def plan_clear_cache(facts: Mapping[str, HostFacts], options: SetupOptions) -> Planned:
     detail = ("sync; echo 3 > /proc/sys/vm/drop_caches",)
     items: list[Step | HostError] = [
-        _root_step(f, "clear-cache", "drop the page cache", {}, detail=detail, timeout=ROOT_TIMEOUT_S)
+        root_step(f, "clear-cache", "drop the page cache", {}, detail=detail, timeout=ROOT_TIMEOUT_S)
         for f in facts.values()
         if f.reached
     ]

@@ -17,7 +17,7 @@ from sparkrun.core.plan import Plan, Step
 from sparkrun.errors import HostError
 from sparkrun.setup.facts import HostFacts
 from sparkrun.setup.options import CX7_NETPLAN_FILE, SetupOptions, parse_subnet
-from sparkrun.setup.sudo import root_values
+from sparkrun.setup.sudo import root_step
 
 _NETDEV_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 Assignment = tuple[str, str]  # (interface, "address/prefix")
@@ -129,21 +129,16 @@ def plan_cx7(facts: Mapping[str, HostFacts], options: SetupOptions) -> tuple[Pla
             continue
         summary = ", ".join(f"{n} {a}" for n, a in assignments) + f", MTU {options.mtu}"
         if _done(f, assignments, options.mtu):
-            steps.append(Step(f.host, "setup_host", {}, f"cx7: {summary}", "cx7", noop=f"{summary} (saved)"))
-            continue
-        sudo, error = root_values(f, "cx7")
-        if error is not None:
-            blocked.append(error)
+            steps.append(Step(f.host, "setup_host", {}, "cx7", "cx7", noop=f"{summary} (saved)"))
             continue
         values = {
-            **sudo,
-            "ACTION": "cx7",
             "NETPLAN_FILE": CX7_NETPLAN_FILE,
             "NETPLAN_YAML": netplan_yaml(assignments, options.mtu),
             "CX7_IFACES": [n for n, _a in assignments],
             "CX7_ADDRS": [a for _n, a in assignments],
             "CX7_MTU": str(options.mtu),
         }
-        detail = (f"write {CX7_NETPLAN_FILE} and run `netplan apply` (or a NetworkManager connection per interface)",)
-        steps.append(Step(f.host, "setup_host", values, f"cx7: {summary}", "cx7", timeout=120, detail=detail))
+        detail = (f"install -m 600 <netplan config> {CX7_NETPLAN_FILE} && netplan apply   (no netplan: nmcli)",)
+        step = root_step(f, "cx7", summary, values, detail=detail)
+        (blocked if isinstance(step, HostError) else steps).append(step)  # type: ignore[arg-type]
     return Plan(tuple(steps)), blocked

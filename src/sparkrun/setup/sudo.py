@@ -8,7 +8,7 @@ builtin): it is never on a command line, in the script text, a log or the enviro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from sparkrun.core.plan import Plan, Step
@@ -29,6 +29,24 @@ def root_values(facts: HostFacts, step: str) -> tuple[dict[str, str], HostError 
     cause = f"{facts.user} is not root and sudo is not installed" if facts.sudo == "missing" else "no way to root"
     hint = "connect as a user with sudo rights (--user), or make the change on the host by hand"
     return {}, HostError(facts.address, step, cause, hint=hint)
+
+
+def root_step(
+    facts: HostFacts,
+    action: str,
+    summary: str,
+    values: Mapping[str, str | Sequence[str]],
+    *,
+    detail: tuple[str, ...] = (),
+    timeout: float = 120.0,
+) -> Step | HostError:
+    """A `setup_host.sh` step (ACTION=action) that runs as root the way this host allows, or why it cannot."""
+    sudo, error = root_values(facts, action)
+    if error is not None:
+        return error
+    all_values = {**sudo, "ACTION": action, **values}
+    text = f"{summary} ({MODE_TEXT[sudo['SUDO']]})"
+    return Step(facts.host, "setup_host", all_values, text, action, timeout=timeout, detail=detail)
 
 
 def needs_password(plan: Plan) -> list[Step]:

@@ -172,7 +172,7 @@ def test_ssh_mesh_on_hosts_without_keys_makes_keys_then_trusts_everyone() -> Non
     no_mesh = {"userkey": None, "mesh": [f"{H2} hostkey Host key verification failed.", f"{H3} hostkey x"]}
     sp, _ = plan_for("ssh", **{"10_0_0_11": no_mesh})
     assert live(sp.plan) == [(H1, "ssh keys"), (H1, "ssh trust"), (H2, "ssh trust"), (H3, "ssh trust")]
-    trust = [s for s in sp.plan.steps if s.phase == "ssh trust"][0]
+    trust = next(s for s in sp.plan.steps if s.phase == "ssh trust")
     authorized = list(trust.values["AUTHORIZED"])  # type: ignore[arg-type]
     assert authorized[0] == f"<the key {H1} gets in the keygen step>" and authorized[1:] == [user_key(H2), user_key(H3)]
     known = list(trust.values["KNOWN"])  # type: ignore[arg-type]
