@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: deps install test unit e2e lint fix types versions check demo bench bench-testbed clean testbed-up testbed-down testbed-status
+.PHONY: deps install test unit e2e lint fix types versions check demo bench bench-testbed clean testbed-up testbed-down testbed-status docs docs-check docs-serve
 
 $(BIN)/sparkrun: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -72,5 +72,24 @@ testbed-down:
 testbed-status:
 	bash scripts/testbed.sh status
 
+# Documentation site (website/): MkDocs + Material + mkdocs-click, pinned by website/requirements.lock.
+# `docs` builds it in strict mode (a broken link or anchor, a missing page or an undocumented command fails);
+# `docs-check` also loads every page in headless Chromium (scripts/docs/check_site.py; needs Debian's chromium and
+# chromium-driver: `bash scripts/install-deps.sh` as root) and saves screenshots under website/site/_screenshots/.
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): $(BIN)/sparkrun website/requirements.lock
+	$(BIN)/pip install $(PIP_FLAGS) -c requirements.lock -r website/requirements.lock
+	touch $@
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -f website/mkdocs.yml
+
+docs-check: docs
+	$(BIN)/python scripts/docs/check_site.py website/site
+
+docs-serve: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -f website/mkdocs.yml
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache website/site

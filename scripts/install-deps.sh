@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Install the system packages sparkrun's tests, benches and local test cluster need (Debian/Ubuntu, as root).
+# Install the system packages sparkrun's tests, benches, local test cluster and documentation check need
+# (Debian/Ubuntu, as root; chromium + chromium-driver: the headless browser check of the site, `make docs-check`).
 # Idempotent: installs only what is missing. Without root it lists what is missing and exits 0, so unit tests
 # still run (the end-to-end tests then skip with a one-line reason).
 set -euo pipefail
 
-packages=(openssh-server openssh-client docker.io rsync busybox-static iproute2 iptables shellcheck hyperfine time curl git python3 util-linux procps)
+packages=(openssh-server openssh-client docker.io rsync busybox-static iproute2 iptables shellcheck hyperfine time curl git python3 util-linux procps chromium chromium-driver fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
+import tempfile
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,10 +94,12 @@ def test_a_failed_docker_run_names_dockers_own_error(env: dict[str, str], testbe
 
 
 @pytest.fixture
-def transport(sparkrun_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> SshTransport:
+def transport(sparkrun_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[SshTransport]:
     for key in ("PATH", "HOME"):
         monkeypatch.setenv(key, sparkrun_env[key])
-    return SshTransport(control_dir=tmp_path / "cm")
+    control = Path(tempfile.mkdtemp(prefix="srcm-", dir="/tmp"))  # a socket path holds at most 107 bytes
+    yield SshTransport(control_dir=control)
+    shutil.rmtree(control, ignore_errors=True)
 
 
 def _mesh(testbed: Testbed, source: str, sink: str) -> None:

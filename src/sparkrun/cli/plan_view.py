@@ -27,7 +27,7 @@ def _rank_json(r: RankPlan) -> dict[str, Any]:
         "serve_argv": list(r.spec.argv),
         "argv": list(spec.argv),
         "docker_argv": spec.to_json()["docker_argv"],
-        "env": dict(r.spec.env),
+        "env": dict(spec.env),  # plain env only: secret values never appear (see secret_env)
         "secret_env": list(spec.secret_env),
         "labels": dict(spec.labels),
         "pre_hooks": [_hook(h) for h in r.pre_hooks],
