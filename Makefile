@@ -59,6 +59,7 @@ bench: install
 	bash bench/cli_startup.sh
 	bash bench/models.sh
 	bash bench/core_loop.sh
+	bash bench/setup_check.sh
 
 bench-testbed:
 	bash bench/testbed.sh
