@@ -4,7 +4,8 @@ touches a host: `Session.setup()` does (sparkrun.setup)."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,11 +14,10 @@ from sparkrun.cli import setup_view as view
 from sparkrun.cli.context import AppContext
 from sparkrun.clusters import default_cluster_name, set_default_cluster
 from sparkrun.core.apply import combine
-from sparkrun.errors import ExitCode, InputError, SparkrunError, UsageError
+from sparkrun.errors import HostError, InputError, UsageError
 
-
-class ChecksFailed(SparkrunError):
-    exit_code = ExitCode.HOST
+if TYPE_CHECKING:
+    from sparkrun.setup import CheckLine
 
 
 def options(kw: dict[str, Any], *, min_free: float = 10.0, max_skew: float = 5.0) -> SetupOptions:
@@ -85,9 +85,16 @@ def check(app: AppContext, where: Target, user: str | None, opts: SetupOptions, 
         else:
             view.check_table(app, report)
     if not report.ok:
-        failed = {line.host for line in report.failed}
-        hint = "run the fix named on each failing line" + ("" if fix else ", or `sparkrun setup check --fix`")
-        raise ChecksFailed(f"{len(report.failed)} check(s) failed on {len(failed)} host(s)", hint=hint)
+        raise failed_checks(report.failed, fix=fix)
+
+
+def failed_checks(lines: Sequence[CheckLine], *, fix: bool) -> HostError:
+    """Exit 4 with the first failing check as the error line (its fix as the hint), the others listed under it."""
+    first = lines[0]
+    more = "" if fix else "; or `sparkrun setup check --fix` for the ones marked fixable"
+    errors = [HostError(first.host, first.check, first.detail, hint=(first.fix or "see the table") + more)]
+    errors += [HostError(line.host, line.check, line.detail) for line in lines[1:]]
+    return combine(errors)
 
 
 def act(
@@ -141,4 +148,4 @@ def wizard(app: AppContext, kw: dict[str, Any]) -> None:
     else:
         view.wizard_summary(app, result, dry_run=dry_run)
     if result.report is not None and not result.report.ok:
-        raise ChecksFailed(f"setup check still fails on {len({x.host for x in result.report.failed})} host(s)")
+        raise failed_checks(result.report.failed, fix=True)

@@ -63,7 +63,8 @@ def test_check_prints_a_line_per_host_and_check_with_the_fix_and_exits_4(
     row = next(line for line in out.splitlines() if line.startswith(H2) and " docker " in line)
     assert " fail " in row and row.endswith("sparkrun setup docker-group --cluster lab")
     assert len([line for line in out.splitlines() if line.startswith("10.0.0.")]) == 33
-    assert "error: 1 check(s) failed on 1 host(s)" in err and "setup check --fix" in err
+    assert f"error: {H2}: docker: spark may not use the docker socket (not in group docker)" in err
+    assert "hint: sparkrun setup docker-group --cluster lab; or `sparkrun setup check --fix`" in err
 
 
 def test_check_json_is_the_report_and_the_exit_code_still_says_it_failed(
