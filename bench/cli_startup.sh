@@ -40,5 +40,5 @@ for b in "$bin" ${other:+"$other"}; do
   done
 done
 # TAB after `sparkrun run qwen` (recipe names from the bundled dir, ./recipes and downloaded registries).
-export _SPARKRUN_COMPLETE=bash_complete COMP_WORDS="sparkrun run qwen" COMP_CWORD=2
-printf '%-40s %-10s %12s %14s\n' "$bin" "<TAB>" "$(median_ms "$bin")" "$(peak_rss_mb "$bin")"
+tab=(env _SPARKRUN_COMPLETE=bash_complete "COMP_WORDS=sparkrun run qwen" COMP_CWORD=2 "$bin")
+printf '%-40s %-10s %12s %14s\n' "$bin" "<TAB>" "$(median_ms "${tab[@]}")" "$(peak_rss_mb "${tab[@]}")"

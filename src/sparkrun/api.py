@@ -43,8 +43,9 @@ from sparkrun.jobs.lookup import selection_for_job, selection_for_records, ssh_t
 from sparkrun.jobs.records import JobStore
 from sparkrun.launch.facts import HostFacts, parse_facts
 from sparkrun.launch.planner import JobPlan, plan_job
-from sparkrun.launch.request import RecipeInput, launch_request, nodes_needed, resolve
+from sparkrun.launch.request import RecipeInput, launch_request, resolve_input
 from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
+from sparkrun.recipes.resolved import preview_hosts
 from sparkrun.setup import HostSetup, Limits, Origin, Prompts, SetupOptions, new_cluster, run_wizard
 from sparkrun.shell import ParamValue, render_script
 from sparkrun.transport.base import Transport
@@ -118,7 +119,7 @@ class RunResult:
 
 
 def _placeholders(count: int) -> HostSelection:
-    names = ("<head>", *(f"<worker{i}>" for i in range(1, count)))
+    names = preview_hosts(count)
     return HostSelection(tuple(Host(n) for n in names), "no hosts given: placeholders", Cluster("", names))
 
 
@@ -180,7 +181,7 @@ class Session:
     def _resolve(
         self, given: RecipeInput, target: Target, *, dry_run: bool, confirm: Callable[[str], bool] | None
     ) -> tuple[JobPlan, Any]:
-        resolved = resolve(
+        resolved = resolve_input(
             self.runtimes,
             given,
             notify=lambda m: self.emit(Note(m)),
@@ -189,7 +190,7 @@ class Session:
             confirm=confirm,
         )
         if dry_run and not target.given and self._default_selection() is None:
-            selection = _placeholders(nodes_needed(resolved.request))
+            selection = _placeholders(resolved.nodes)
         else:
             selection = self.select(target)
         lr = launch_request(resolved, selection, given)

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from sparkrun.cli.completion import complete_cluster
+from sparkrun.recipes.settings_keys import CLI_SETTING_KEYS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,15 +32,8 @@ def json_option(func: F) -> F:
 
 
 # The serve values a command line may set (same names and spellings as earlier sparkrun); each lands in the value
-# chain under the key of the same name, above the recipe's defaults.
-SERVE_VALUE_KEYS = (
-    "tensor_parallel",
-    "pipeline_parallel",
-    "gpu_memory_utilization",
-    "max_model_len",
-    "port",
-    "served_model_name",
-)
+# chain under the key of the same name, above the recipe's defaults. The list lives with the recipe layer.
+SERVE_VALUE_KEYS = CLI_SETTING_KEYS
 
 
 def serve_value_options(func: F) -> F:

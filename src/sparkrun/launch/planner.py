@@ -9,7 +9,6 @@ each host (for `~/` paths), the network interface env detected on each host.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +20,9 @@ from sparkrun.jobs.identity import container_name, job_id, labels
 from sparkrun.launch.container import HF_CACHE_IN_CONTAINER, ContainerSpec, Mount, home_path, split_secrets
 from sparkrun.launch.facts import HostFacts
 from sparkrun.launch.hooks import Copy, Hook, gate_argv, mod_hook, render_hooks
-from sparkrun.launch.readiness import Readiness
 from sparkrun.launch.request import LaunchRequest
+from sparkrun.recipes.readiness import Readiness
+from sparkrun.recipes.render import render_launch_tokens
 from sparkrun.runtimes.base import RankSpec, ServeRequest, Topology
 
 DEFAULT_HF_CACHE = "~/.cache/huggingface"
@@ -97,45 +97,20 @@ class JobPlan:
 # ---- hosts and identity ---------------------------------------------------------------------------------------
 
 
-def _int_setting(request: ServeRequest, key: str, default: int) -> int:
-    value = request.setting(key, default)
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise RecipeError(f"{key}: expected a whole number, got {value!r}") from None
-    if n < 1:
-        raise RecipeError(f"{key}: must be at least 1, got {n}")
-    return n
-
-
-def choose_hosts(lr: LaunchRequest) -> tuple[tuple[Host, ...], int, int, list[str]]:
-    """The hosts this job uses (tensor x pipeline parallel of them) and notes about trimming."""
-    tp = _int_setting(lr.request, "tensor_parallel", 1)
-    pp = _int_setting(lr.request, "pipeline_parallel", 1)
-    need = tp * pp
-    if lr.max_nodes is not None and need > lr.max_nodes:
-        raise RecipeError(
-            f"{lr.recipe_name}: tensor_parallel {tp} x pipeline_parallel {pp} needs {need} hosts, "
-            f"but the recipe allows at most {lr.max_nodes}"
-        )
-    if lr.min_nodes is not None and need < lr.min_nodes:
-        raise RecipeError(
-            f"{lr.recipe_name}: the recipe needs at least {lr.min_nodes} nodes, but tensor_parallel {tp} x "
-            f"pipeline_parallel {pp} = {need}",
-            hint=f"pass --tp {lr.min_nodes}",
-        )
-    hosts = lr.selection.hosts
+def choose_hosts(lr: LaunchRequest) -> tuple[tuple[Host, ...], list[str]]:
+    """The hosts this job uses (the first `lr.nodes` given) and notes about trimming."""
+    need, hosts = lr.nodes, lr.selection.hosts
     if len(hosts) < need:
         raise InputError(
-            f"{lr.recipe_name} needs {need} hosts (tensor_parallel {tp} x pipeline_parallel {pp}; one GPU per host), "
-            f"but {lr.selection.source} gives {len(hosts)}",
+            f"{lr.recipe_name} needs {need} hosts (tensor_parallel {lr.tensor_parallel} x pipeline_parallel "
+            f"{lr.pipeline_parallel}; one GPU per host), but {lr.selection.source} gives {len(hosts)}",
             hint=f"give {need} hosts with -H, or lower --tp",
         )
     notes = []
     if len(hosts) > need:
         unused = ", ".join(h.address for h in hosts[need:])
         notes.append(f"using the first {need} of {len(hosts)} hosts; not using {unused}")
-    return hosts[:need], tp, pp, notes
+    return hosts[:need], notes
 
 
 def job_identity(lr: LaunchRequest, hosts: Sequence[Host]) -> dict[str, Any]:
@@ -195,7 +170,7 @@ class _JobContext:
 def _rank_plan(ctx: _JobContext, spec: RankSpec, host: Host, address: str, facts: HostFacts | None) -> RankPlan:
     lr, name = ctx.lr, container_name(ctx.job, spec.role, spec.rank)
     values = {**ctx.launch_values, "container_name": name, "node_rank": spec.rank, "node_host": host.address}
-    spec_env = expand_launch_tokens(spec.env, {**values, "num_nodes": ctx.num_nodes, "model": lr.request.model})
+    spec_env = render_launch_tokens(spec.env, {**values, "num_nodes": ctx.num_nodes, "model": lr.request.model})
     cluster = lr.selection.cluster.container
     plain_cluster, secret_cluster = split_secrets(dict(cluster.env))
     plain_spec, secret_spec = split_secrets(spec_env)
@@ -266,19 +241,6 @@ def _context(lr: LaunchRequest, job: str, topology: Topology, specs: Sequence[Ra
     return _JobContext(lr, job, meta, launch_values, hf_cache, mods, topology.num_nodes)
 
 
-_LAUNCH_TOKEN = re.compile(r"\{launch\.([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def expand_launch_tokens(env: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
-    """`{launch.node_rank}`-style tokens in recipe env values, per rank (unknown names stay as written)."""
-
-    def sub(match: re.Match[str]) -> str:
-        value = values.get(match.group(1))
-        return match.group(0) if value is None else str(value)
-
-    return {k: _LAUNCH_TOKEN.sub(sub, v) for k, v in env.items()}
-
-
 def served_name(req: ServeRequest) -> str:
     value = req.setting("served_model_name", req.model)
     if isinstance(value, list | tuple):
@@ -287,7 +249,8 @@ def served_name(req: ServeRequest) -> str:
 
 
 def plan_job(lr: LaunchRequest, facts: Mapping[str, HostFacts] | None = None) -> JobPlan:
-    hosts, tp, pp, notes = choose_hosts(lr)
+    hosts, notes = choose_hosts(lr)
+    tp, pp = lr.tensor_parallel, lr.pipeline_parallel
     multi = len(hosts) > 1
     addresses = tuple(_address(h, (facts or {}).get(h.address), multi) for h in hosts)
     topology = Topology(

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sparkrun.errors import SparkrunError
-from sparkrun.recipes.api import resolve_runtime_name
+from sparkrun.recipes.lookup import Found, Resolver, load_recipe_at, yaml_files
 from sparkrun.recipes.model import RecipeSource
 from sparkrun.recipes.registry import recipe_files
-from sparkrun.recipes.resolve import Found, Resolver, load_recipe_at, yaml_files
+from sparkrun.recipes.runtime_choice import resolve_runtime_name
 
 
 @dataclass(frozen=True)

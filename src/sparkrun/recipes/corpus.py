@@ -5,12 +5,14 @@ or, in trees without one, as files under a `recipes/` directory or YAML mappings
 (manifests, benchmark profiles, catalogues such as `models.yaml`) is skipped with a one-line note.
 
 Exit status: 0 when every recipe loads and validates without errors, except recipes whose only error is a runtime
-no installed plugin provides; 1 otherwise; 2 for bad usage.
+no installed plugin provides; 1 otherwise; 2 for bad usage. The summary also counts the recipes the older sparkrun
+(0.4.2) would accept, predicted from its known rules (`compat.py`), and lists those where the verdicts differ.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -21,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from sparkrun.errors import SparkrunError
-from sparkrun.recipes.api import RuntimeLookup
+from sparkrun.plugins import load_runtimes
 from sparkrun.recipes.document import parse_yaml
+from sparkrun.recipes.load import load_recipe
 from sparkrun.recipes.model import RecipeSource
 from sparkrun.recipes.registry import MANIFEST
+from sparkrun.recipes.request import RuntimeLookup
+from sparkrun.recipes.show import describe
 from sparkrun.recipes.validate import Report, failed_report, validate_recipe
 
 EXCUSED = "unknown-runtime"
@@ -117,9 +122,6 @@ def survey(top: Path) -> Survey:
 
 
 def check_recipe(path: Path, registry: str | None, runtimes: RuntimeLookup) -> Result:
-    from sparkrun.recipes.load import load_recipe
-    from sparkrun.recipes.show import describe
-
     started = time.perf_counter()
     source = RecipeSource(name=path.stem, kind="file", trusted=True, path=path, registry=registry)
     try:
@@ -151,6 +153,16 @@ def summarize(top: Path, found: Survey, results: list[Result]) -> dict[str, Any]
         "excused": [{"file": str(r.path.relative_to(top)), "errors": r.errors} for r in results if r.excused],
         "failed": [{"file": str(r.path.relative_to(top)), "errors": r.errors or [r.render_error]} for r in failed],
         "issues_by_kind": dict(sorted(by_code.items())),
+        "older_tool_accepts": sum(1 for r in results if r.report.older_tool_accepts),
+        "verdict_differs_from_older_tool": [
+            {
+                "file": str(r.path.relative_to(top)),
+                "ours": "valid" if not r.errors else "invalid",
+                "older_tool": "accepts" if r.report.older_tool_accepts else "refuses",
+            }
+            for r in results
+            if (not r.errors) != r.report.older_tool_accepts
+        ],
         "median_ms": round(statistics.median(r.seconds for r in results) * 1000, 2) if results else 0.0,
     }
 
@@ -159,11 +171,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     out = sys.stdout.write
     for skip in summary["skipped"]:
         out(f"skip  {skip['file']}: {skip['why']}\n")
-    out(f"\nrecipes: {summary['recipes']}  valid: {summary['valid']}  rendered: {summary['rendered']}  "
-        f"median time per recipe: {summary['median_ms']} ms (load + validate + render)\n")  # fmt: skip
+    out(
+        f"\nrecipes: {summary['recipes']}  valid: {summary['valid']}  rendered: {summary['rendered']}  "
+        f"median time per recipe: {summary['median_ms']} ms (load + validate + render)\n"
+    )
     out("issues by kind:\n")
     for kind, count in summary["issues_by_kind"].items():
         out(f"  {count:4d}  {kind}\n")
+    out(f"older sparkrun (0.4.2) would accept: {summary['older_tool_accepts']} (from its known rules)\n")
+    for item in summary["verdict_differs_from_older_tool"]:
+        out(f"differs  {item['file']}: ours {item['ours']}, the older tool {item['older_tool']}\n")
     for item in summary["excused"]:
         out(f"excused  {item['file']}: {'; '.join(item['errors'])}\n")
     for item in summary["failed"]:
@@ -178,15 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.dir.is_dir():
         parser.error(f"{args.dir}: not a directory")
-    from sparkrun.plugins import load_runtimes
-
     runtimes = load_runtimes()
     found = survey(args.dir)
     results = [check_recipe(path, registry, runtimes) for path, registry in found.recipes]
     summary = summarize(args.dir, found, results)
     if args.json:
-        import json
-
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
         print_summary(summary)

@@ -42,7 +42,7 @@ def _loader_class() -> Any:
 
 def _index(node: Any, path: tuple[str | int, ...], display: str, out: dict[str, str], dups: list[str]) -> None:
     """Record the line of every mapping key and sequence item under `node` (and keys written twice)."""
-    from yaml import MappingNode, ScalarNode, SequenceNode
+    from yaml import MappingNode, ScalarNode, SequenceNode  # deferred: PyYAML only once a recipe is read
 
     if isinstance(node, MappingNode):
         for key_node, value_node in node.value:
@@ -64,7 +64,7 @@ def _index(node: Any, path: tuple[str | int, ...], display: str, out: dict[str, 
 def parse_yaml(text: str, display: str, dups: list[str] | None = None) -> tuple[Any, dict[str, str]]:
     """Parse YAML text; returns the data and the line index (`dups` collects keys written twice). Invalid YAML
     raises a one-line `RecipeError`."""
-    import yaml
+    import yaml  # deferred: PyYAML only once a recipe is read
 
     loader = _loader_class()(text)
     try:

@@ -1,4 +1,4 @@
-"""YAML file → `Recipe`: parse with a line index, migrate v1, apply `include:`, check types, sweep unknown keys.
+"""YAML file → `Recipe`: parse with a line index, migrate v1, apply `include:`, then type the fields (`fields.py`).
 
 `load_recipe(..., strict=True)` (what `run` uses) raises the first error as a one-line `RecipeError` naming the file,
 line and key path. `strict=False` (what `recipe validate` uses) keeps going and records every problem in
@@ -7,57 +7,18 @@ line and key path. `strict=False` (what `recipe validate` uses) keeps going and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from sparkrun.errors import RecipeError
 from sparkrun.recipes.document import Document, merge_documents, parse_document
+from sparkrun.recipes.fields import build_recipe
 from sparkrun.recipes.migrate import migrate
-from sparkrun.recipes.model import KNOWN_KEYS, Issue, Recipe, RecipeSource, freeze
-from sparkrun.recipes.overrides import parse_overrides
+from sparkrun.recipes.model import Issue, Recipe, RecipeSource
 
 MAX_INCLUDE_DEPTH = 8
 RECIPE_SUFFIXES = (".yaml", ".yml")
-
-STR_KEYS = (
-    "model_revision",
-    "runtime",
-    "runtime_version",
-    "container",
-    "description",
-    "name",
-    "builder",
-    "executor",
-    "scheduler",
-    "include",
-    "maintainer",
-    "min_sparkrun_version",
-    "sparkrun_version",
-    "mode",
-)
-MAPPING_KEYS = (
-    "defaults",
-    "runtime_config",
-    "metadata",
-    "benchmark",
-    "builder_config",
-    "executor_config",
-    "distribution_config",
-    "cluster_config",
-    "readiness",
-)
-HOOK_KEYS = ("pre_exec", "post_exec", "post_commands")
-PASSTHROUGH_KEYS = ("layout", "runtime_cache", "capabilities", "unsupported_capabilities")
-# defaults keys sparkrun itself reads, with the type they must have
-INT_DEFAULTS = {
-    "port": (1, 65535),
-    "tensor_parallel": (1, None),
-    "pipeline_parallel": (1, None),
-    "data_parallel": (1, None),
-    "max_model_len": (1, None),
-}
 
 
 @dataclass(frozen=True)
@@ -129,213 +90,6 @@ def _load_tree(
     base_doc, base_issues, base_escapes = _load_tree(base, resolver, [*chain, base.identity])
     escapes = migration.brace_escapes if "command" in doc.data else base_escapes
     return merge_documents(base_doc, doc), [*base_issues, *issues], escapes
-
-
-class _Builder:
-    """Collects typed fields and issues from a merged document."""
-
-    def __init__(self, doc: Document) -> None:
-        self.doc = doc
-        self.issues: list[Issue] = []
-
-    def error(self, key: str, message: str, code: str = "invalid-type", hint: str | None = None) -> None:
-        self.issues.append(Issue("error", code, message, self.doc.where(key), key, hint))
-
-    def text(self, key: str) -> str | None:
-        value = self.doc.data.get(key)
-        if value is None or isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        self.error(key, f"expected a string, got {_describe(value)}")
-        return None
-
-    def mapping(self, key: str) -> Mapping[str, Any]:
-        value = self.doc.data.get(key)
-        if value is None:
-            return {}
-        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-            return value
-        self.error(key, f"expected a mapping, got {_describe(value)}")
-        return {}
-
-    def node_count(self, key: str) -> int | None:
-        value = self.doc.data.get(key)
-        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            return value
-        self.error(key, f"expected a whole number >= 1, got {_describe(value)}")
-        return None
-
-    def flag(self, key: str) -> bool | None:
-        value = self.doc.data.get(key)
-        if value is None or isinstance(value, bool):
-            return value
-        self.error(key, f"expected true or false, got {_describe(value)}")
-        return None
-
-    def listing(self, key: str) -> tuple[Any, ...]:
-        value = self.doc.data.get(key)
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            return (value,)
-        if isinstance(value, list):
-            return tuple(value)
-        self.error(key, f"expected a list, got {_describe(value)}")
-        return ()
-
-    def hooks(self, key: str) -> tuple[Any, ...]:
-        entries = self.listing(key)
-        for i, entry in enumerate(entries):
-            ok = isinstance(entry, str) or (
-                isinstance(entry, dict) and (isinstance(entry.get("command"), str) or "copy" in entry)
-            )
-            if not ok:
-                self.error(f"{key}[{i}]", "a hook is a command string, {command, timeout} or {copy, dest}")
-        return entries
-
-    def env(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for name, value in self.mapping("env").items():
-            if value is None:
-                continue
-            if isinstance(value, dict | list):
-                self.error(f"env.{name}", f"expected a string, got {_describe(value)}")
-            else:
-                out[name] = env_text(value)
-        return out
-
-    def defaults(self) -> Mapping[str, Any]:
-        defaults = self.mapping("defaults")
-        for key, (low, high) in INT_DEFAULTS.items():
-            value = defaults.get(key)
-            if value is None or (isinstance(value, str) and value.isdigit()):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
-                span = f"{low}..{high}" if high else f">= {low}"
-                self.error(f"defaults.{key}", f"expected an integer ({span}), got {_describe(value)}")
-        gmu = defaults.get("gpu_memory_utilization")
-        if gmu is not None and (isinstance(gmu, bool) or not isinstance(gmu, int | float) or not 0 < gmu <= 1):
-            self.error("defaults.gpu_memory_utilization", f"expected a fraction in (0, 1], got {_describe(gmu)}")
-        return {k: v for k, v in defaults.items() if v is not None}
-
-
-def env_text(value: Any) -> str:
-    """Environment values are strings; YAML booleans are written the way shells and engines read them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
-def _sweep_unknown(b: _Builder, runtime_config: dict[str, Any]) -> tuple[str, ...]:
-    unknown = [k for k in b.doc.data if k not in KNOWN_KEYS]
-    for key in unknown:
-        runtime_config.setdefault(key, b.doc.data[key])
-    legacy = [k for k in unknown if k == "build_args"]
-    if legacy:
-        b.issues.append(
-            Issue(
-                "warning",
-                "deprecated-build-args",
-                "build_args is a v1 key; kept as runtime_config.build_args",
-                b.doc.where("build_args"),
-                "build_args",
-                "move it under runtime_config: (or builder_config:)",
-            )
-        )
-    rest = [k for k in unknown if k != "build_args"]
-    if rest:
-        b.issues.append(
-            Issue(
-                "warning",
-                "unknown-top-level-key",
-                f"unknown top-level key{'s' if len(rest) > 1 else ''} {', '.join(rest)}: kept in runtime_config, "
-                "where only a runtime that asks for them by name reads them",
-                b.doc.where(rest[0]),
-                rest[0],
-                "check the spelling; serve flags belong under defaults:",
-            )
-        )
-    return tuple(unknown)
-
-
-def _duplicates(doc: Document) -> list[Issue]:
-    out = []
-    for entry in doc.duplicates:
-        where, _, key = entry.partition(" ")
-        out.append(Issue("warning", "duplicate-key", "written more than once; this later value wins", where, key,
-                         "delete the earlier one"))  # fmt: skip
-    return out
-
-
-def build_recipe(doc: Document, source: RecipeSource, brace_escapes: bool, issues: list[Issue]) -> Recipe:
-    b = _Builder(doc)
-    b.issues += _duplicates(doc)
-    text = {key: b.text(key) for key in STR_KEYS}
-    model = b.text("model")
-    if not model:
-        b.error("model", "a recipe needs `model:` (a Hugging Face repo id, repo:QUANT or a path)", "missing-model")
-    command = doc.data.get("command")
-    if command is not None and not isinstance(command, str):
-        b.error("command", f"expected the serve command as a string, got {_describe(command)}")
-        command = None
-    runtime_config = dict(b.mapping("runtime_config"))
-    unknown = _sweep_unknown(b, runtime_config)
-    metadata = b.mapping("metadata")
-    meta_description = metadata.get("description")
-    description = text["description"] or (meta_description if isinstance(meta_description, str) else "")
-    overrides, override_issues = parse_overrides(doc)
-    containers = b.listing("containers")
-    if any(not isinstance(c, dict) for c in containers):
-        b.error("containers", "expected a list of {host, image} mappings")
-        containers = ()
-    mods = b.listing("mods")
-    if any(not isinstance(m, str) for m in mods):
-        b.error("mods", "expected a list of mod directory names")
-        mods = ()
-    fields: dict[str, Any] = {k: text[k] for k in STR_KEYS if k not in ("description",)}
-    fields.update({k: freeze(b.mapping(k)) for k in MAPPING_KEYS if k not in ("defaults", "runtime_config")})
-    fields.update({k: b.hooks(k) for k in HOOK_KEYS})
-    fields.update({k: doc.data.get(k) for k in PASSTHROUGH_KEYS})
-    located = replace(
-        source,
-        trusted=source.trusted and doc.trusted,
-        locations=dict(doc.locations),
-        include_chain=tuple(doc.chain),
-    )
-    return Recipe(
-        source=located,
-        model=model or "",
-        recipe_version=str(doc.data.get("recipe_version") or "2"),
-        description=description.strip(),
-        min_nodes=b.node_count("min_nodes"),
-        max_nodes=b.node_count("max_nodes"),
-        solo_only=b.flag("solo_only"),
-        cluster_only=b.flag("cluster_only"),
-        stop_after_post=bool(b.flag("stop_after_post")),
-        defaults=freeze(b.defaults()),
-        env=freeze(b.env()),
-        command=command,
-        runtime_config=freeze(runtime_config),
-        containers=tuple(containers),
-        mods=tuple(mods),
-        overrides=overrides,
-        brace_escapes=brace_escapes,
-        unknown_keys=unknown,
-        issues=(*issues, *b.issues, *override_issues),
-        document=freeze(doc.data),
-        **fields,
-    )
 
 
 def _check_node_range(recipe: Recipe) -> Recipe:

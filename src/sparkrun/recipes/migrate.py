@@ -1,12 +1,12 @@
 """Format detection, v1 (eugr spark-vllm-docker) migration and the deprecated topology spellings.
 
-v1 → v2 (decided for sparkrun; see recipes/README.md, "v1 (eugr) recipes"):
-- `runtime: eugr-vllm`: v1 recipes name a local eugr build tag (`vllm-node*`) as `container`, carry `build_args` and
-  `mods`, and were written for eugr's Ray-based launcher. The `eugr-vllm` runtime plugin is exactly that (vllm-ray
-  + eugr builder + mods + prebuilt-image substitution), so v1 recipes run the way their authors tested them.
-  The older tool 0.4.2 instead picked `vllm-ray`/`vllm-distributed` from the command; that rule still applies to
-  v2 recipes that say `runtime: vllm` or leave the runtime to be inferred.
-- `builder: eugr`; `build_args` → `runtime_config.build_args`; `mods` stay top-level hooks.
+v1 → v2, keeping the meaning the older sparkrun (0.4.2) gave v1 recipes (see recipes/README.md, "v1 (eugr) recipes"):
+- The runtime is the one the command implies, exactly as the older tool ran it: a declared `runtime:` stays; else
+  `vllm serve …` (or no command) → `runtime: vllm` plus `builder: eugr`, which `runtime_choice` turns into
+  `vllm-ray` when the command asks for `--distributed-executor-backend ray` and `vllm-distributed` otherwise;
+  `sglang serve` / `sglang.launch_server` → sglang, `llama-server` → llama-cpp (no builder).
+  Both vLLM runtimes run a `vllm-node*` build tag's published nightly twin when the tag is absent on the head.
+- `build_args` → `runtime_config.build_args`; `mods` stay top-level hooks.
 - `{{`/`}}` are v1's literal-brace escapes. The text is kept; `Recipe.brace_escapes` tells the renderer to undouble
   them in the same single pass that substitutes placeholders, so a substituted JSON value is never re-escaped.
 - `solo_only`/`cluster_only`/`mode` (all versions) become `max_nodes: 1` / `min_nodes: >= 2`.
@@ -19,8 +19,8 @@ from typing import Any
 
 from sparkrun.recipes.document import Document
 from sparkrun.recipes.model import Issue
+from sparkrun.recipes.runtime_choice import infer_runtime
 
-V1_RUNTIME = "eugr-vllm"
 V1_BUILDER = "eugr"
 TOPOLOGY_KEYS = ("solo_only", "cluster_only", "mode")
 
@@ -51,9 +51,9 @@ def detect_format(doc: Document) -> Migration:
     if number >= 2.0:
         return Migration(format=2)
     issue = Issue(
-        "error",
+        "warning",
         "invalid-recipe-version",
-        f'unknown recipe_version {text!r}: expected "1" (eugr v1) or "2" and later',
+        f'unknown recipe_version {text!r}: read as "2" (expected "1" for eugr v1, or "2" and later)',
         doc.where("recipe_version"),
         "recipe_version",
         hint='use recipe_version: "2"',
@@ -65,11 +65,14 @@ def _migrate_v1(doc: Document, result: Migration) -> None:
     data = doc.data
     notes = []
     if not data.get("runtime"):
-        data["runtime"] = V1_RUNTIME
-        notes.append(f"runtime {V1_RUNTIME}")
-    if not data.get("builder"):
-        data["builder"] = V1_BUILDER
-        notes.append(f"builder {V1_BUILDER}")
+        command = data.get("command")
+        implied = infer_runtime(command if isinstance(command, str) else None) or "vllm"
+        data["runtime"] = implied
+        how = " (vllm-ray for a Ray executor, else vllm-distributed)" if implied == "vllm" else ""
+        notes.append(f"runtime {implied} from the command{how}")
+        if implied == "vllm" and not data.get("builder"):
+            data["builder"] = V1_BUILDER
+            notes.append(f"builder {V1_BUILDER}")
     if "build_args" in data:
         runtime_config = data.get("runtime_config")
         merged = dict(runtime_config) if isinstance(runtime_config, dict) else {}
@@ -156,7 +159,8 @@ def normalize_topology(doc: Document, result: Migration) -> None:
         Issue(
             "warning",
             "deprecated-topology",
-            f"{', '.join(present)} {'is' if len(present) == 1 else 'are'} deprecated spellings of the node range",
+            f"{', '.join(present)} {'is a deprecated spelling' if len(present) == 1 else 'are deprecated spellings'} "
+            "of the node range",
             doc.where(present[0]),
             present[0],
             hint="use min_nodes / max_nodes (solo: max_nodes: 1; cluster: min_nodes: 2) and delete the old keys",

@@ -22,15 +22,51 @@ FORMAT_COMPAT_VERSION = (0, 4, 2)
 
 # Every top-level key the v2 format documents. Anything else is swept into `runtime_config` with a warning.
 KNOWN_KEYS: frozenset[str] = frozenset(
-    {
-        "recipe_version", "sparkrun_version", "min_sparkrun_version", "model", "model_revision", "runtime",
-        "runtime_version", "container", "containers", "min_nodes", "max_nodes", "mode", "solo_only", "cluster_only",
-        "defaults", "env", "command", "runtime_config", "metadata", "description", "name", "benchmark", "pre_exec",
-        "post_exec", "post_commands", "stop_after_post", "mods", "builder", "builder_config", "executor",
-        "executor_config", "scheduler", "distribution_config", "layout", "cluster_config", "runtime_cache",
-        "readiness", "capabilities", "unsupported_capabilities", "include", "overrides", "maintainer",
-    }
-)  # fmt: skip
+    [
+        "recipe_version",
+        "sparkrun_version",
+        "min_sparkrun_version",
+        "model",
+        "model_revision",
+        "runtime",
+        "runtime_version",
+        "container",
+        "containers",
+        "min_nodes",
+        "max_nodes",
+        "mode",
+        "solo_only",
+        "cluster_only",
+        "defaults",
+        "env",
+        "command",
+        "runtime_config",
+        "metadata",
+        "description",
+        "name",
+        "benchmark",
+        "pre_exec",
+        "post_exec",
+        "post_commands",
+        "stop_after_post",
+        "mods",
+        "builder",
+        "builder_config",
+        "executor",
+        "executor_config",
+        "scheduler",
+        "distribution_config",
+        "layout",
+        "cluster_config",
+        "runtime_cache",
+        "readiness",
+        "capabilities",
+        "unsupported_capabilities",
+        "include",
+        "overrides",
+        "maintainer",
+    ]
+)
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -67,12 +103,27 @@ class Issue:
         parts = [p for p in (self.where, self.key) if p]
         return ": ".join([*parts, self.message])
 
+    @property
+    def file(self) -> str | None:
+        """The file part of `where` (None for findings about the command line)."""
+        if not self.where or self.where == "command line":
+            return None
+        head, sep, tail = self.where.rpartition(":")
+        return head if sep and tail.isdigit() else self.where
+
+    @property
+    def line_number(self) -> int | None:
+        head, sep, tail = (self.where or "").rpartition(":")
+        return int(tail) if sep and head and tail.isdigit() else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "severity": self.severity,
             "code": self.code,
             "message": self.message,
             "where": self.where,
+            "file": self.file,
+            "line": self.line_number,
             "key": self.key,
             "hint": self.hint,
         }
@@ -146,7 +197,7 @@ class Recipe:
     sparkrun_version: str | None = None
     min_sparkrun_version: str | None = None
     model_revision: str | None = None
-    runtime: str | None = None  # as declared; see `api.resolve_runtime_name` for the effective one
+    runtime: str | None = None  # as declared; see `runtime_choice.resolve_runtime_name` for the effective one
     runtime_version: str | None = None
     container: str | None = None
     containers: tuple[Mapping[str, Any], ...] = ()

@@ -84,11 +84,24 @@ def _err(doc: Document, key: str, message: str) -> Issue:
     return Issue("error", "invalid-override", message, doc.where(key), key)
 
 
+def _never_matches(doc: Document, key: str, message: str) -> Issue:
+    """What the older sparkrun accepted with a warning: an entry this sparkrun cannot evaluate never applies."""
+    return Issue(
+        "warning",
+        "unknown-override-selector",
+        f"{message}, so this override never applies",
+        doc.where(key),
+        key,
+        "check the spelling against recipes/README.md (overrides)",
+    )
+
+
 def _check_condition(doc: Document, key: str, condition: Any) -> list[Issue]:
     if isinstance(condition, Mapping):
         unknown = sorted(str(k) for k in condition if k not in OPERATORS)
         if unknown:
-            return [_err(doc, key, f"unknown operator {unknown[0]!r}; use one of {', '.join(sorted(OPERATORS))}")]
+            ops = ", ".join(sorted(OPERATORS))
+            return [_never_matches(doc, key, f"unknown operator {unknown[0]!r} (known: {ops})")]
     return []
 
 
@@ -99,7 +112,8 @@ def _check_when(doc: Document, prefix: str, when: Any) -> list[Issue]:
     for selector, condition in when.items():
         key = f"{prefix}.when.{selector}"
         if selector not in SELECTORS:
-            issues.append(_err(doc, key, f"unknown selector {selector!r}; use one of {', '.join(sorted(SELECTORS))}"))
+            known = ", ".join(sorted(SELECTORS))
+            issues.append(_never_matches(doc, key, f"unknown selector {selector!r} (known: {known})"))
         elif selector == "config":
             if not isinstance(condition, Mapping):
                 issues.append(_err(doc, key, "`config:` must map setting names to conditions"))
@@ -135,7 +149,7 @@ def _parse_entry(doc: Document, index: int, entry: Any) -> tuple[Override | None
     if container is not None and not isinstance(container, str):
         issues.append(_err(doc, f"{prefix}.container", "must be an image name"))
         container = None
-    if issues:
+    if any(issue.severity == "error" for issue in issues):
         return None, issues
     override = Override(
         index=index,
@@ -144,7 +158,7 @@ def _parse_entry(doc: Document, index: int, entry: Any) -> tuple[Override | None
         env={str(k): _env_text(v) for k, v in env.items() if v is not None},
         container=container,
     )
-    return override, []
+    return override, issues
 
 
 def _env_text(value: Any) -> str:
@@ -186,6 +200,8 @@ _ORDER = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": opera
 
 
 def _compare(op: str, actual: Any, expected: Any) -> bool:
+    if op not in OPERATORS:
+        return False
     if op in ("in", "not_in"):
         pool = expected if isinstance(expected, list) else [expected]
         hit = any(_equal(actual, item) for item in pool)
@@ -246,6 +262,8 @@ def _as_int(value: Any) -> int:
 
 def override_matches(override: Override, facts: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
     for selector, condition in override.when.items():
+        if selector not in SELECTORS:
+            return False
         if selector == "config":
             if not all(condition_matches(settings.get(k), c) for k, c in condition.items()):
                 return False

@@ -22,6 +22,9 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +115,18 @@ def _entry(raw: Mapping[str, Any], where: str, **extra: Any) -> Registry:
         raise ConfigError(f"{where}: registry {name!r}: {exc}") from exc
 
 
-def default_registries() -> list[Registry]:
-    from importlib.resources import files
-
-    import yaml
+@cache
+def _default_entries() -> tuple[Registry, ...]:
+    import yaml  # deferred: PyYAML only once the registry list is read
 
     text = (files("sparkrun.recipes") / "default_registries.yaml").read_text(encoding="utf-8")
-    raw = yaml.safe_load(text) or {}
-    return [_entry(r, "default_registries.yaml", origin="default") for r in raw.get("registries", [])]
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    return tuple(_entry(r, "default_registries.yaml", origin="default") for r in raw.get("registries", []))
+
+
+def default_registries() -> list[Registry]:
+    """The shipped registry list (a fresh list each time: callers change theirs)."""
+    return list(_default_entries())
 
 
 def parse_manifest(repo: Path, url: str) -> list[Registry] | None:
@@ -188,8 +195,6 @@ class RegistryStore:
 
 
 def _now() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -293,8 +298,11 @@ def _expand_recorded(store: RegistryStore, url: str, manifest: list[Registry], n
         if len(manifest) < 2:
             continue
         taken = {r.name for r in store} - {stale.name}
-        fresh = [replace(m, enabled=stale.enabled, trusted=stale.trusted, trusted_url=stale.trusted_url)
-                 for m in manifest if m.name not in taken]  # fmt: skip
+        fresh = [
+            replace(m, enabled=stale.enabled, trusted=stale.trusted, trusted_url=stale.trusted_url)
+            for m in manifest
+            if m.name not in taken
+        ]
         at = store.registries.index(stale)
         store.registries[at : at + 1] = fresh
         notify(f"registry {stale.name}: {url} declares {', '.join(sorted(declared))}; registered those instead")

@@ -1,16 +1,23 @@
-"""Templating of `command:` and hook strings, and turning a rendered command into argv.
+"""The one templater: `command:`, hooks (`pre_exec`, `post_exec`, `post_commands`) and `env:` values.
 
 Placeholder grammar (one pass, left to right, so a substituted value is never scanned again as template text):
-- `{name}` / `{name.field}` where name is an identifier: replaced by the setting's value. Strings are themselves
-  rendered (`base_url: "http://localhost:{port}"`), mappings/lists become compact JSON, booleans `true`/`false`.
-- `${...}` and `$NAME` are the shell's and are left alone (`"${PATH:-}"`, `"${NODE_IP}"`).
+- `{name}` / `{name.field}` (name an identifier): the setting's value. Strings are themselves rendered
+  (`base_url: "http://localhost:{port}"`), mappings/lists become compact JSON, booleans `true`/`false`.
+- `{config.NAME}`: the setting NAME, also where bare names are not substituted (`env:` values).
+- `{launch.NAME}`: a per-rank launch value (`node_rank`, `node_host`, `num_nodes`, `head_ip`, `container_name`, ...;
+  `settings_keys.LAUNCH_TOKEN_KEYS`), filled by orchestration through `render_launch_tokens`.
+- `${...}` and `$NAME` are the shell's and are left alone (`"${PATH:-}"`, `"${NODE_IP}"`), except in `env:` values,
+  which are no shell text.
 - Any other brace is literal text: `'{"level": 3}'`, `'{"method":"mtp","num_speculative_tokens":3}'`.
 - With `escapes=True` (v1 recipes, or a v2 command that uses `{{`), `{{` and `}}` are literal `{` and `}`.
-A placeholder that names nothing is reported, never left silently in the output.
 
-A rendered command becomes argv with `shlex` (the core runs it as the container's main process, no shell). When the
-command needs a shell (`export A=1; exec vllm serve …`, `$VAR`, pipes, `FOO=1 cmd`), argv is
-`bash -c '<command> "$@"' sparkrun-serve`, so arguments a runtime appends still reach the last command.
+A placeholder that names nothing is listed in `Rendered.missing`: commands and hooks refuse it; `env:` values keep
+it as written (a value may legitimately contain braces).
+
+Hooks are shell text, so a value substituted into one is quoted for where it lands (`quote=True`): unquoted
+`shlex.quote`; inside '...' a `'` becomes `'\\''`; inside "..." the characters `\\ " $ `` ` are escaped. A normal value
+(`Qwen/Qwen3-1.7B`, `10.0.0.1`, `http://10.0.0.1:8000/v1`) renders unchanged; a hostile one (`$(touch x)`, `;`,
+quotes, newlines) reaches the hook's command as one literal word.
 """
 
 from __future__ import annotations
@@ -23,36 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sparkrun.errors import RecipeError
-from sparkrun.runtimes.base import SHELL_WRAPPER_ARGV0
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _TOKEN = re.compile(r"\{\{|\}\}|\$\{|\{(" + IDENT + r")\}")
-_PLACEHOLDER = re.compile(r"\{(" + IDENT + r")\}")
+_ENV_TOKEN = re.compile(r"\{\{|\}\}|\{(" + IDENT + r")\}")
 MAX_DEPTH = 10
-SHELL_ARGV0 = SHELL_WRAPPER_ARGV0  # the runtimes recognise the wrapper by it
-_SHELL_WORDS = frozenset(
-    {
-        "export",
-        "exec",
-        "cd",
-        "source",
-        ".",
-        "set",
-        "unset",
-        "eval",
-        "ulimit",
-        "umask",
-        "if",
-        "for",
-        "while",
-        "case",
-        "function",
-        "trap",
-    }
-)
-_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-_CONTINUATION = re.compile(r"\\[ \t]*\r?\n")
-_SLOPPY_CONTINUATION = re.compile(r"\\[ \t]+\r?\n")
+_DOUBLE_QUOTED_SPECIAL = re.compile(r'([\\"$`])')
 
 
 @dataclass(frozen=True)
@@ -61,20 +44,14 @@ class Rendered:
     missing: tuple[str, ...] = ()  # placeholders that named nothing, in order of appearance
 
 
-def _skip_shell_parameter(text: str, start: int) -> int:
-    """Index just past the `}` that closes the `${` at `start` (nested `${a:-${b}}` included)."""
-    depth, i = 0, start
-    while i < len(text):
-        if text.startswith("${", i):
-            depth += 1
-            i += 2
-            continue
-        if text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return len(text)
+@dataclass(frozen=True)
+class Scope:
+    """What placeholders may name. `names` None: bare `{name}`s are literal text (as in `env:` values)."""
+
+    names: Mapping[str, Any] | None = None
+    config: Mapping[str, Any] | None = None  # `{config.NAME}`
+    launch: Mapping[str, Any] | None = None  # `{launch.NAME}`
+    data: Mapping[str, Any] | None = None  # bare names whose values are data, never templates (launch values)
 
 
 def lookup(values: Mapping[str, Any], name: str) -> Any:
@@ -94,53 +71,184 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _skip_shell_parameter(text: str, start: int) -> int:
+    """Index just past the `}` that closes the `${` at `start` (nested `${a:-${b}}` included)."""
+    depth, i = 0, start
+    while i < len(text):
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return len(text)
+
+
+# ---- shell quoting context (hooks) -------------------------------------------------------------------------------
+class ShellQuotes:
+    """The bash quoting context at the end of the text fed so far: `plain`, `single` ('...'), `double` ("..."),
+    `ansi` ($'...'), `sub` ($(...)) or `backtick`. Enough of bash's rules for substituting values into hooks."""
+
+    def __init__(self) -> None:
+        self.stack: list[list[Any]] = [["plain", 0]]  # [context, open parens inside a $( )]
+        self.escaped = False
+        self.prev = ""
+
+    @property
+    def context(self) -> str:
+        return str(self.stack[-1][0])
+
+    def feed(self, text: str) -> None:
+        for ch in text:
+            self._char(ch)
+            self.prev = "" if self.escaped else ch
+
+    def _char(self, ch: str) -> None:
+        top = self.context
+        if self.escaped:
+            self.escaped = False
+        elif top == "single":
+            if ch == "'":
+                self.stack.pop()
+        elif top in {"ansi", "double"} or ch == "\\":
+            self._quoted(top, ch)
+        else:
+            self._unquoted(top, ch)
+
+    def _quoted(self, top: str, ch: str) -> None:
+        if ch == "\\":
+            self.escaped = True
+        elif (top == "ansi" and ch == "'") or (top == "double" and ch == '"'):
+            self.stack.pop()
+        elif top == "double" and ch == "(" and self.prev == "$":
+            self.stack.append(["sub", 0])
+        elif top == "double" and ch == "`":
+            self.stack.append(["backtick", 0])
+
+    def _unquoted(self, top: str, ch: str) -> None:
+        if ch == "'":
+            self.stack.append(["ansi" if self.prev == "$" else "single", 0])
+        elif ch == '"':
+            self.stack.append(["double", 0])
+        elif ch == "`" and top == "backtick":
+            self.stack.pop()
+        elif ch == "`":
+            self.stack.append(["backtick", 0])
+        elif ch == "(" and self.prev == "$":
+            self.stack.append(["sub", 0])
+        elif ch == "(" and top == "sub":
+            self.stack[-1][1] += 1
+        elif ch == ")" and top == "sub":
+            if self.stack[-1][1] == 0:
+                self.stack.pop()
+            else:
+                self.stack[-1][1] -= 1
+
+
+def shell_quote(value: str, context: str) -> str:
+    """`value` as literal text at a point of a bash script whose quoting context is `context`."""
+    if context == "single":
+        return value.replace("'", "'\\''")
+    if context == "double":
+        return _DOUBLE_QUOTED_SPECIAL.sub(r"\\\1", value)
+    if context == "ansi":
+        return value.replace("\\", "\\\\").replace("'", "\\'")
+    quoted = shlex.quote(value)
+    if context == "backtick":  # backslash, backtick and $ are special once more inside `...`
+        return _DOUBLE_QUOTED_SPECIAL.sub(lambda m: m.group(0) if m.group(0) == '"' else "\\" + m.group(0), quoted)
+    return quoted
+
+
+# ---- the renderer ------------------------------------------------------------------------------------------------
 class _Renderer:
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.values = values
+    def __init__(self, scope: Scope, *, shell_params: bool) -> None:
+        self.scope = scope
+        self.shell_params = shell_params
         self.missing: list[str] = []
+
+    def find(self, name: str) -> tuple[Any, bool]:
+        """(value, is_template) for a placeholder name; value None when it names nothing."""
+        head, _, rest = name.partition(".")
+        space = {"config": self.scope.config, "launch": self.scope.launch}.get(head) if rest else None
+        if space is not None:
+            return lookup(space, rest), head == "config"
+        if head in ("config", "launch") and rest:
+            return None, False
+        if self.scope.data is not None and lookup(self.scope.data, name) is not None:
+            return lookup(self.scope.data, name), False
+        if self.scope.names is None:
+            return None, False
+        return lookup(self.scope.names, name), True
 
     def value(self, name: str, stack: tuple[str, ...]) -> str | None:
         if name in stack:
             raise RecipeError(f"placeholder cycle: {' -> '.join(f'{{{n}}}' for n in (*stack, name))}")
         if len(stack) >= MAX_DEPTH:
             raise RecipeError(f"placeholders nested deeper than {MAX_DEPTH}: {' -> '.join(stack)}")
-        found = lookup(self.values, name)
+        found, template = self.find(name)
         if found is None:
             return None
-        if isinstance(found, str):
-            return self.render(found, escapes=False, stack=(*stack, name))
+        if isinstance(found, str) and template:
+            nested = _Renderer(
+                Scope(self.scope.names or self.scope.config, self.scope.config, self.scope.launch, self.scope.data),
+                shell_params=True,
+            )
+            text = nested.render(found, escapes=False, quotes=None, stack=(*stack, name))
+            self.missing += [m for m in nested.missing if m not in self.missing]
+            return text
         return format_value(found)
 
-    def render(self, text: str, *, escapes: bool, stack: tuple[str, ...] = ()) -> str:
+    def render(self, text: str, *, escapes: bool, quotes: ShellQuotes | None, stack: tuple[str, ...] = ()) -> str:
         out: list[str] = []
         pos = 0
-        for match in _TOKEN.finditer(text):
-            if match.start() < pos:  # inside a `${...}` we already copied
+        for match in (_TOKEN if self.shell_params else _ENV_TOKEN).finditer(text):
+            if match.start() < pos:  # inside a `${...}` already copied
                 continue
+            literal = text[pos : match.start()]
             token = match.group(0)
-            out.append(text[pos : match.start()])
             pos = match.end()
             if token == "${":
                 pos = _skip_shell_parameter(text, match.start())
-                out.append(text[match.start() : pos])
+                literal += text[match.start() : pos]
             elif token in ("{{", "}}"):
-                out.append(token[0] if escapes else token)
-            else:
-                name = match.group(1)
-                rendered = self.value(name, stack)
-                if rendered is None:
-                    if name not in self.missing:
-                        self.missing.append(name)
-                    rendered = token
-                out.append(rendered)
+                literal += token[0] if escapes else token
+            out.append(literal)
+            if quotes is not None:
+                quotes.feed(literal)
+            if match.group(1):
+                out.append(self._substitute(match.group(1), token, quotes, stack))
         out.append(text[pos:])
         return "".join(out)
 
+    def _substitute(self, name: str, token: str, quotes: ShellQuotes | None, stack: tuple[str, ...]) -> str:
+        rendered = self.value(name, stack)
+        if rendered is None:
+            if name not in self.missing:
+                self.missing.append(name)
+            if quotes is not None:
+                quotes.feed(token)
+            return token
+        return rendered if quotes is None else shell_quote(rendered, quotes.context)
 
-def render_template(text: str, values: Mapping[str, Any], *, escapes: bool = False) -> Rendered:
-    """Substitute placeholders; never raises for unknown names (they are listed in `missing`)."""
-    renderer = _Renderer(values)
-    result = renderer.render(text, escapes=escapes)
+
+def render_template(
+    text: str,
+    values: Mapping[str, Any] | None,
+    *,
+    escapes: bool = False,
+    config: Mapping[str, Any] | None = None,
+    launch: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    quote: bool = False,
+) -> Rendered:
+    """Substitute placeholders; never raises for unknown names (they are listed in `missing`). `values` are the bare
+    names (None: bare names stay literal); `config` defaults to `values`; `quote` shell-quotes substituted values."""
+    scope = Scope(values, values if config is None else config, launch, data)
+    renderer = _Renderer(scope, shell_params=values is not None)
+    result = renderer.render(text, escapes=escapes, quotes=ShellQuotes() if quote else None)
     return Rendered(result, tuple(renderer.missing))
 
 
@@ -159,130 +267,29 @@ def placeholders(text: str, *, escapes: bool = False) -> list[str]:
     return names
 
 
-# ---- command → argv ----------------------------------------------------------------------------------------------
-def _first_word(text: str) -> str:
-    stripped = text.lstrip()
-    return stripped.split(None, 1)[0] if stripped else ""
+def render_hook(text: str, settings: Mapping[str, Any], launch_values: Mapping[str, Any]) -> str:
+    """A hook with its placeholders filled and shell-quoted for where they stand: settings plus launch-time values
+    (`head_host`, `head_ip`, `port`, `cluster_id`, `container_name`, `cache_dir`, `base_url`), the latter winning and
+    used as data (never rendered as templates). Unknown names raise."""
+    launch = {k: v for k, v in launch_values.items() if v is not None}
+    rendered = render_template(text, settings, escapes="{{" in text, launch=launch, data=launch, quote=True)
+    if rendered.missing:
+        name = rendered.missing[0]
+        known = sorted({*settings, *launch})
+        raise RecipeError(
+            f"hook: placeholder {{{name}}} names nothing (known: {', '.join(known[:12])}, ...)",
+            hint=f"define `{name}` under defaults: or write the text without braces",
+        )
+    return rendered.text
 
 
-def _expands(text: str, i: int) -> bool:
-    """`$NAME`, `${...}`, `$(...)` or a special parameter at `i`."""
-    return text[i] == "$" and i + 1 < len(text) and (text[i + 1].isalnum() or text[i + 1] in "_{(@*#?!-")
+def render_env(env: Mapping[str, str], settings: Mapping[str, Any]) -> dict[str, str]:
+    """`{config.NAME}` in recipe `env:` values (unknown names and every other brace stay as written)."""
+    return {name: render_template(value, None, config=settings).text for name, value in env.items()}
 
 
-def _unquoted_shell_syntax(text: str, i: int, word_start: bool) -> bool:
-    ch = text[i]
-    if ch in ";&|<>()`" or _expands(text, i):
-        return True
-    # a comment, or `~` expanded to a home directory
-    return word_start and (ch == "#" or (ch == "~" and (i + 1 == len(text) or text[i + 1] in "/ \t\n")))
-
-
-def _scan_needs_shell(text: str) -> bool:
-    """Scan with shell quoting rules: single quotes are literal, double quotes still expand `$` and backticks."""
-    quote: str | None = None
-    i, word_start = 0, True
-    while i < len(text):
-        ch = text[i]
-        if quote == "'":
-            quote = None if ch == "'" else quote
-        elif ch == "\\":
-            i += 2
-            word_start = False
-            continue
-        elif quote == '"':
-            if ch == "`" or _expands(text, i):
-                return True
-            quote = None if ch == '"' else quote
-        elif ch in "'\"":
-            quote = ch
-        elif _unquoted_shell_syntax(text, i, word_start):
-            return True
-        word_start = ch in " \t\r\n" and quote is None
-        i += 1
-    return False
-
-
-def needs_shell(text: str) -> bool:
-    """True when the command uses shell syntax that plain argv cannot express."""
-    first = _first_word(text)
-    if first in _SHELL_WORDS or _ASSIGNMENT.match(first):
-        return True
-    return _scan_needs_shell(text)
-
-
-def _statements(text: str) -> list[tuple[int, int]]:
-    """Spans of the top-level statements of a script (split at unquoted `;` and newlines, not continuations)."""
-    spans: list[tuple[int, int]] = []
-    quote: str | None = None
-    start, i = 0, 0
-    while i < len(text):
-        ch = text[i]
-        if quote == "'":
-            quote = None if ch == "'" else quote
-        elif ch == "\\":
-            i += 2
-            continue
-        elif quote == '"':
-            quote = None if ch == '"' else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in ";\n":
-            spans.append((start, i))
-            start = i + 1
-        i += 1
-    spans.append((start, len(text)))
-    return [(a, b) for a, b in spans if text[a:b].strip()]
-
-
-def _split_prelude(script: str) -> tuple[str, str] | None:
-    """(prelude, last command) when the script's last statement is one plain command (`exec` optional)."""
-    spans = _statements(script)
-    if len(spans) < 2:
-        return None
-    start, end = spans[-1]
-    last = script[start:end].strip()
-    last = last.removeprefix("exec ").lstrip() if last.startswith("exec ") else last
-    if not last or needs_shell(last):
-        return None
-    prelude = script[: spans[-2][1]].rstrip().rstrip(";").rstrip()
-    return prelude, last
-
-
-def command_argv(text: str) -> tuple[str, ...]:
-    """A rendered command as the container's argv. Raises `ValueError` for unbalanced quotes.
-
-    A plain command is split with shlex. A script whose last statement is a plain command (`export A=1; exec vllm
-    serve …`) becomes `bash -c '<prelude>; exec "$@"' sparkrun-serve vllm serve …`, so the engine's argv stays
-    visible and appendable; any other script becomes `bash -c '<script> "$@"' sparkrun-serve`.
-    """
-    if not needs_shell(text):
-        return tuple(shlex.split(_CONTINUATION.sub(" ", text), comments=False, posix=True))
-    script = _SLOPPY_CONTINUATION.sub("\\\n", text).strip().rstrip(";").rstrip()
-    split = _split_prelude(script)
-    if split is not None:
-        prelude, last = split
-        engine = shlex.split(_CONTINUATION.sub(" ", last), comments=False, posix=True)
-        return ("bash", "-c", f'{prelude}\nexec "$@"', SHELL_ARGV0, *engine)
-    shlex.split(_CONTINUATION.sub(" ", script))  # unbalanced quotes are an error in either form
-    return ("bash", "-c", f'{script} "$@"', SHELL_ARGV0)
-
-
-def split_shell_wrapper(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
-    """For an argv made by `command_argv` for a shell command: (script, arguments after it), else None.
-    The arguments (the engine's argv for a prelude script, plus anything appended) are what `"$@"` expands to."""
-    if len(argv) >= 4 and argv[:2] == ("bash", "-c") and argv[3] == SHELL_ARGV0:
-        return argv[2], tuple(argv[4:])
-    return None
-
-
-def shell_script(argv: tuple[str, ...]) -> str | None:
-    """A readable script for an argv made by `command_argv` for a shell command (for display), else None."""
-    parts = split_shell_wrapper(argv)
-    if parts is None:
-        return None
-    script, args = parts
-    rest = shlex.join(args)
-    if script.endswith('exec "$@"'):
-        return script.removesuffix('exec "$@"') + "exec " + rest
-    return script.removesuffix(' "$@"') + (" " + rest if rest else "")
+def render_launch_tokens(env: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
+    """`{launch.NAME}` in env values, per rank (`node_rank`, `head_ip`, `num_nodes`, `container_name`, ...). Unknown
+    names stay as written. What orchestration calls for each rank's container env."""
+    known = {k: v for k, v in values.items() if v is not None}
+    return {name: render_template(value, None, config={}, launch=known).text for name, value in env.items()}

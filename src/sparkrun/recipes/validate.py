@@ -1,49 +1,36 @@
-"""`recipe validate`: every problem in a recipe, each with a severity, a code and where it is.
+"""`recipe validate`: every problem in a recipe, each with a severity, a code, where it is, and whether the older
+sparkrun would accept the recipe anyway (`compat.py`).
 
 Errors stop a recipe from running (exit 3); warnings are things that will probably not do what the author meant
-(exit 8 under `--strict`); suggestions are style. The runtime registry is a parameter so tests use fake runtimes.
+(exit 8 under `--strict`); suggestions are style. The runtime registry and the mod finder are parameters so tests
+use fakes. Setting values are typed against the engine that reads them (`value_types.py`): an error only where that
+engine's parser refuses the value, a warning where sparkrun cannot know.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sparkrun.errors import ExitCode, PluginError, RecipeError, SparkrunError
-from sparkrun.recipes.api import (
-    RuntimeLookup,
-    build_settings,
-    plan_nodes,
-    preview_topology,
-    render_request,
-    resolve_runtime_name,
+from sparkrun.errors import ExitCode, PluginError, SparkrunError
+from sparkrun.recipes.checks import (
+    check_command,
+    check_hooks,
+    check_misc,
+    check_mods,
+    check_runtime,
+    check_unmapped,
 )
-from sparkrun.recipes.model import FORMAT_COMPAT_VERSION, SEVERITIES, Issue, Recipe
+from sparkrun.recipes.compat import older_tool_accepts, older_tool_accepts_all
+from sparkrun.recipes.model import SEVERITIES, Issue, Recipe
+from sparkrun.recipes.mods import ModDirs, find_mod_dirs
 from sparkrun.recipes.overrides import PlatformFacts
-from sparkrun.recipes.render import placeholders, render_template
-from sparkrun.recipes.trust import gated_items
-from sparkrun.runtimes.base import Runtime
-
-# defaults keys sparkrun reads itself (topology, readiness, VRAM), so they are never "unmapped"
-CORE_KEYS = frozenset(
-    {
-        "port",
-        "host",
-        "served_model_name",
-        "tensor_parallel",
-        "pipeline_parallel",
-        "data_parallel",
-        "gpu_memory_utilization",
-        "max_model_len",
-    }
-)
-# what a hook may use besides settings (filled in at launch)
-LAUNCH_PLACEHOLDERS = {
-    k: f"<{k}>" for k in ("head_host", "head_ip", "port", "cluster_id", "container_name", "cache_dir", "base_url")
-}
-_SHELL_VAR = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*")
+from sparkrun.recipes.request import RuntimeLookup
+from sparkrun.recipes.resolved import used_keys
+from sparkrun.recipes.runtime_choice import resolve_runtime_name
+from sparkrun.recipes.value_chain import build_settings
+from sparkrun.recipes.value_types import check_setting_values
 
 
 @dataclass(frozen=True)
@@ -55,6 +42,10 @@ class Report:
 
     def count(self, severity: str) -> int:
         return sum(1 for i in self.issues if i.severity == severity)
+
+    @property
+    def older_tool_accepts(self) -> bool:
+        return older_tool_accepts_all(self.issues)
 
     def exit_code(self, strict: bool, fail_on: str | None = None) -> ExitCode:
         """Errors: 3. Warnings under --strict (or --fail-on warning/suggestion): 8. `--fail-on none`: always 0."""
@@ -71,218 +62,25 @@ class Report:
             "recipe": self.ref,
             "runtime": self.runtime,
             "valid": self.count("error") == 0,
+            "older_tool_accepts": self.older_tool_accepts,
             "errors": self.count("error"),
             "warnings": self.count("warning"),
             "suggestions": self.count("suggestion"),
-            "issues": [i.to_json() for i in self.issues],
+            "issues": [{**i.to_json(), "older_tool_accepts": older_tool_accepts(i)} for i in self.issues],
         }
 
 
-def _issue(recipe: Recipe, severity: Any, code: str, key: str, message: str, hint: str | None = None) -> Issue:
-    return Issue(severity, code, message, recipe.where(key), key, hint)
+def _errors(issues: list[Issue]) -> bool:
+    return any(i.severity == "error" for i in issues)
 
 
-def _from_error(recipe: Recipe, code: str, key: str, exc: SparkrunError) -> Issue:
-    message = exc.message
-    where = recipe.where(key)
-    if message.startswith(f"{where}: "):
-        message = message[len(where) + 2 :]
-    if message.startswith(f"{key}: "):
-        message = message[len(key) + 2 :]
-    return Issue("error", code, message, where, key, exc.hint)
-
-
-def _check_command(recipe: Recipe, values: Mapping[str, Any]) -> list[Issue]:
-    if recipe.command is None:
-        return []
-    issues: list[Issue] = []
-    rendered = render_template(recipe.command, {**values, "model": recipe.model}, escapes=recipe.brace_escapes)
-    for name in rendered.missing:
-        issues.append(
-            _issue(
-                recipe,
-                "error",
-                "unresolved-placeholder",
-                "command",
-                f"placeholder {{{name}}} names nothing (no default, -o option or runtime value)",
-                f"add `{name}:` under defaults:, or pass -o {name}=VALUE",
-            )
-        )
-    model = recipe.model
-    if model and re.search(r"(?<![\w/.:-])" + re.escape(model) + r"(?![\w/.:-])", recipe.command):
-        issues.append(
-            _issue(
-                recipe,
-                "suggestion",
-                "restated-model-arg",
-                "command",
-                f"the command repeats the model id {model!r} instead of using {{model}}",
-                "write {model} so the command follows model: (and pre-placed weights)",
-            )
-        )
-    return issues
-
-
-def _check_hooks(recipe: Recipe, values: Mapping[str, Any]) -> list[Issue]:
-    issues: list[Issue] = []
-    known = {**values, **LAUNCH_PLACEHOLDERS, "model": recipe.model}
-    for kind, entries in recipe.hooks.items():
-        for i, entry in enumerate(entries):
-            text = entry.get("command") if isinstance(entry, dict) else entry
-            if not isinstance(text, str):
-                continue
-            for name in render_template(text, known, escapes="{{" in text).missing:
-                issues.append(
-                    _issue(
-                        recipe,
-                        "error",
-                        "unresolved-placeholder",
-                        f"{kind}[{i}]",
-                        f"placeholder {{{name}}} names nothing",
-                        f"define `{name}` under defaults:, or write the text without braces",
-                    )
-                )
-    return issues
-
-
-def _used_keys(recipe: Recipe) -> set[str]:
-    texts = [recipe.command or ""]
-    texts += [str(v) for v in recipe.defaults.values() if isinstance(v, str)]
-    for entries in recipe.hooks.values():
-        texts += [str(e.get("command") if isinstance(e, dict) else e) for e in entries]
-    used: set[str] = set()
-    for text in texts:
-        used.update(name.split(".")[0] for name in placeholders(text, escapes=recipe.brace_escapes))
-    return used
-
-
-def _spelled_out(recipe: Recipe, key: str) -> bool:
-    """The command writes the key's flag literally (`enable_prefix_caching` ~ `--enable-prefix-caching`)."""
-    if not recipe.command:
-        return False
-    flag = re.escape(key.replace("_", "-"))
-    return re.search(rf"--{flag}(?![\w-])|--{re.escape(key)}(?!\w)", recipe.command) is not None
-
-
-def _check_unmapped(recipe: Recipe, runtime: Runtime) -> list[Issue]:
-    known = CORE_KEYS | _used_keys(recipe)
-    if recipe.command is None:
-        known |= runtime.mapped_keys()
-    unmapped = sorted(k for k in recipe.defaults if k not in known and not _spelled_out(recipe, k))
-    if not unmapped:
-        return []
-    how = "the command template does not use" if recipe.command else f"runtime {runtime.name!r} cannot map"
-    return [
-        _issue(
-            recipe,
-            "warning",
-            "unmapped-default",
-            f"defaults.{unmapped[0]}",
-            f"{how} {', '.join(unmapped)}: no effect on the serve command",
-            "reference them in command: ({name}) or remove them",
-        )
-    ]
-
-
-def _check_runtime(recipe: Recipe, runtime: Runtime, platform: PlatformFacts) -> list[Issue]:
-    try:
-        settings = build_settings(recipe, runtime, {}, [], platform=platform)
-        request = render_request(recipe, runtime, settings, image=None, extra_args=(), env={})
-    except RecipeError as exc:
-        return [_from_error(recipe, "invalid-command", "command", exc)]
-    issues: list[Issue] = []
-    ranks = int(settings.get("tensor_parallel") or 1) * int(settings.get("pipeline_parallel") or 1)
-    if recipe.max_nodes and ranks > recipe.max_nodes * platform.gpus_per_node:
-        issues.append(
-            _issue(
-                recipe,
-                "warning",
-                "parallelism-exceeds-nodes",
-                "max_nodes",
-                f"tensor x pipeline parallel = {ranks} ranks, but max_nodes is {recipe.max_nodes} "
-                f"({platform.gpus_per_node} GPU per node)",
-                "lower the parallelism or max_nodes",
-            )
-        )
-    try:  # plugin boundary: a runtime bug must become a report line, not a traceback
-        runtime.build(request, preview_topology(plan_nodes(recipe, settings, platform), settings))
-        warnings = runtime.validate(request)
-    except SparkrunError as exc:
-        return [*issues, _from_error(recipe, "runtime-rejected", "command" if recipe.command else "runtime", exc)]
-    except Exception as exc:
-        return [
-            *issues,
-            _issue(
-                recipe,
-                "error",
-                "runtime-failed",
-                "runtime",
-                f"runtime {runtime.name!r} failed on this recipe: {type(exc).__name__}: {exc}",
-                "this is a bug in the runtime plugin; please report it",
-            ),
-        ]
-    issues += [_issue(recipe, "warning", "runtime-check", "runtime", w) for w in warnings]
-    return issues
-
-
-def _check_misc(recipe: Recipe) -> list[Issue]:
-    issues: list[Issue] = []
-    for name, value in recipe.env.items():
-        if _SHELL_VAR.search(value):
-            issues.append(
-                _issue(
-                    recipe,
-                    "warning",
-                    "env-not-expanded",
-                    f"env.{name}",
-                    f"{value!r} reaches the container literally: the control machine's variables are never expanded",
-                    "write the value itself, or pass it with -e NAME=VALUE",
-                )
-            )
-    wanted = recipe.min_sparkrun_version
-    if wanted and _version(wanted) > FORMAT_COMPAT_VERSION:
-        issues.append(
-            _issue(
-                recipe,
-                "warning",
-                "newer-format",
-                "min_sparkrun_version",
-                f"written for sparkrun >= {wanted}; this sparkrun reads the 0.4.2 recipe format",
-            )
-        )
-    if recipe.name and recipe.name != recipe.source.name:
-        issues.append(
-            _issue(
-                recipe,
-                "suggestion",
-                "declared-name-ignored",
-                "name",
-                f"name: {recipe.name!r} is ignored; the recipe is called {recipe.source.name!r} after its file",
-                "rename the file to rename the recipe",
-            )
-        )
-    if not recipe.source.trusted:
-        items = gated_items(recipe)
-        if items:
-            issues.append(
-                _issue(
-                    recipe,
-                    "suggestion",
-                    "needs-trust",
-                    items[0].key,
-                    f"untrusted source: running it needs --trust for {len(items)} item(s): "
-                    + ", ".join(i.key for i in items[:5]),
-                    "see `sparkrun registry trust`",
-                )
-            )
-    return issues
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
-
-
-def validate_recipe(recipe: Recipe, runtimes: RuntimeLookup, *, platform: PlatformFacts | None = None) -> Report:
+def validate_recipe(
+    recipe: Recipe,
+    runtimes: RuntimeLookup,
+    *,
+    platform: PlatformFacts | None = None,
+    mods: Callable[[Recipe], ModDirs] = find_mod_dirs,
+) -> Report:
     """All issues of a loaded recipe (load-time issues included), errors first."""
     facts = platform or PlatformFacts()
     issues = list(recipe.issues)
@@ -292,13 +90,17 @@ def validate_recipe(recipe: Recipe, runtimes: RuntimeLookup, *, platform: Platfo
     except PluginError as exc:
         issues.append(Issue("error", "unknown-runtime", exc.message, recipe.where("runtime"), "runtime", exc.hint))
         return _report(recipe, issues, name)
-    issues += _check_misc(recipe)
-    if not any(i.severity == "error" for i in issues):
-        values = dict(build_settings(recipe, runtime, {}, [], platform=facts))
-        command_issues = _check_command(recipe, values)
-        issues += command_issues + _check_hooks(recipe, values) + _check_unmapped(recipe, runtime)
-        if not any(i.severity == "error" for i in command_issues):
-            issues += _check_runtime(recipe, runtime, facts)
+    issues += check_misc(recipe) + check_mods(recipe, mods)
+    if _errors(issues):
+        return _report(recipe, issues, name)
+    settings = build_settings(recipe, runtime, {}, [], platform=facts)
+    used = used_keys(recipe, runtime, settings)
+    family = runtime.family or runtime.name
+    value_issues = check_setting_values(recipe, settings, family=family, runtime=runtime.name, used=used)
+    command_issues = check_command(recipe, dict(settings))
+    issues += value_issues + command_issues + check_hooks(recipe, dict(settings)) + check_unmapped(recipe, runtime)
+    if not _errors(value_issues + command_issues):
+        issues += check_runtime(recipe, runtime, facts, settings)
     return _report(recipe, issues, name)
 
 

@@ -9,7 +9,7 @@ import pytest
 from sparkrun.api import RunPlan
 from sparkrun.cli.plan_view import plan_json, plan_markdown, plan_text
 from sparkrun.clusters import Cluster, ContainerSettings, HostSelection
-from sparkrun.errors import InputError, RecipeError
+from sparkrun.errors import InputError
 from sparkrun.hosts import Host
 from sparkrun.launch.container import docker_run_argv
 from sparkrun.launch.facts import HostFacts
@@ -33,12 +33,15 @@ def request(tp: int = 1, **settings: object) -> ServeRequest:
 
 
 def launch_request(req: ServeRequest, sel: HostSelection, **kw: object) -> LaunchRequest:
+    tp = int(req.settings.get("tensor_parallel", 1))
     return LaunchRequest(
         recipe_name="qwen3-1.7b-vllm",
         recipe_source="recipes/qwen3-1.7b-vllm.yaml",
         runtime=VllmDistributedRuntime(),
         request=req,
         selection=sel,
+        nodes=tp,
+        tensor_parallel=tp,
         **kw,  # type: ignore[arg-type]
     )
 
@@ -87,11 +90,6 @@ def test_too_few_hosts_is_an_error_naming_the_need() -> None:
     with pytest.raises(InputError) as err:
         plan_job(launch_request(request(tp=2), selection("10.0.0.11")))
     assert "needs 2 hosts" in str(err.value)
-
-
-def test_max_nodes_of_the_recipe_is_enforced() -> None:
-    with pytest.raises(RecipeError):
-        plan_job(launch_request(request(tp=2), selection("a", "b"), max_nodes=1))
 
 
 def test_secrets_never_appear_in_the_plan_output() -> None:

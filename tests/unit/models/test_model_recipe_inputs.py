@@ -7,9 +7,10 @@ from pathlib import Path
 
 from sparkrun.models.manifest import request_from_recipe
 from sparkrun.models.vram_inputs import vram_request_from_settings
-from sparkrun.recipes.api import build_settings, render_command
+from sparkrun.recipes.lookup import Resolver
 from sparkrun.recipes.registry import RegistryStore
-from sparkrun.recipes.resolve import Resolver
+from sparkrun.recipes.request import render_command
+from sparkrun.recipes.value_chain import build_settings
 from sparkrun.runtimes.llama_cpp import LlamaCppRuntime
 from sparkrun.runtimes.vllm import VllmDistributedRuntime
 

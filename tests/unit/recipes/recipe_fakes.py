@@ -33,8 +33,11 @@ class FakeRuntime(Runtime):
 
 
 def make_runtime(name: str, family: str = "", image: str = "example/fake:1") -> Runtime:
-    cls = type(f"Fake_{name.replace('-', '_')}", (FakeRuntime,), {"name": name, "family": family or name,
-                                                                  "default_image": image})  # fmt: skip
+    cls = type(
+        f"Fake_{name.replace('-', '_')}",
+        (FakeRuntime,),
+        {"name": name, "family": family or name, "default_image": image},
+    )
     return cls()
 
 
@@ -69,13 +72,21 @@ class RejectingRuntime(FakeRuntime):
         raise RecipeError("the command sets --nnodes 4, but this launch needs 1")
 
 
-def source(path: Path | None = None, *, name: str = "r", kind: Any = "file", trusted: bool = True,
-           registry: str | None = None) -> RecipeSource:  # fmt: skip
+def source(
+    path: Path | None = None, *, name: str = "r", kind: Any = "file", trusted: bool = True, registry: str | None = None
+) -> RecipeSource:
     return RecipeSource(name=path.stem if path else name, kind=kind, trusted=trusted, path=path, registry=registry)
 
 
-def recipe_from(text: str, *, path: Path | None = None, strict: bool = False, trusted: bool = True,
-                kind: Any = "file", registry: str | None = None) -> Recipe:  # fmt: skip
+def recipe_from(
+    text: str,
+    *,
+    path: Path | None = None,
+    strict: bool = False,
+    trusted: bool = True,
+    kind: Any = "file",
+    registry: str | None = None,
+) -> Recipe:
     src = source(path, name="recipe", kind=kind, trusted=trusted, registry=registry)
     directory = path.parent if path else None
     return load_text(text, src, directory=directory, strict=strict)

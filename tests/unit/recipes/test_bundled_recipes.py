@@ -8,12 +8,15 @@ import pytest
 from recipe_fakes import FakeRuntimes
 
 from sparkrun.errors import PluginError
-from sparkrun.recipes.api import build_settings, render_command, resolve_runtime_name
+from sparkrun.plugins import load_runtimes
+from sparkrun.recipes.lookup import Resolver, bundled_dir
 from sparkrun.recipes.model import Recipe
 from sparkrun.recipes.registry import RegistryStore
-from sparkrun.recipes.resolve import Resolver, bundled_dir
+from sparkrun.recipes.request import render_command
+from sparkrun.recipes.runtime_choice import resolve_runtime_name
 from sparkrun.recipes.show import describe
 from sparkrun.recipes.validate import validate_recipe
+from sparkrun.recipes.value_chain import build_settings
 
 FLAG_LISTS = Path(__file__).resolve().parents[1] / "runtimes" / "data"
 ENGINE = {  # recipe -> (flag list, argv prefix)
@@ -62,8 +65,6 @@ def test_bundled_recipe_validates_without_any_issue(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(ENGINE))
 @pytest.mark.parametrize("nodes", [1, 2])
 def test_bundled_recipe_builds_with_the_real_runtime_plugins(name: str, nodes: int) -> None:
-    from sparkrun.plugins import load_runtimes
-
     runtimes = load_runtimes()
     recipe = _load(name)
     try:

@@ -30,8 +30,11 @@ def test_survey_classifies_files(tmp_path: Path) -> None:
     _tree(tmp_path)
     found = survey(tmp_path)
     assert sorted(str(p.relative_to(tmp_path)) for p, _ in found.recipes) == [
-        "plain/loose-recipe.yaml", "plain/recipes/bad.yaml", "reg/recipes/a/good.yaml", "reg/recipes/odd.yaml",
-    ]  # fmt: skip
+        "plain/loose-recipe.yaml",
+        "plain/recipes/bad.yaml",
+        "reg/recipes/a/good.yaml",
+        "reg/recipes/odd.yaml",
+    ]
     skipped = {str(p.relative_to(tmp_path)): why for p, why in found.skipped}
     assert skipped["reg/.sparkrun/registry.yaml"] == "registry manifest"
     assert skipped["reg/bench/profile.yaml"] == "benchmark profile"

@@ -8,8 +8,8 @@ import pytest
 from recipe_fakes import SIMPLE, write
 
 from sparkrun.errors import RecipeError
+from sparkrun.recipes.lookup import Resolver, bundled_dir
 from sparkrun.recipes.registry import Registry, RegistryStore
-from sparkrun.recipes.resolve import Resolver, bundled_dir
 
 
 def _registry(name: str, *, visible: bool = True, files: dict[str, str] | None = None) -> Registry:
@@ -108,8 +108,11 @@ def test_url_recipes_are_fetched_cached_and_never_trusted(tmp_path: Path) -> Non
     online = Resolver(cwd=tmp_path, store=RegistryStore([]), fetch=fetch, notify=notes.append, use_bundled=False)
     recipe = online.load(url)
     assert (recipe.model, recipe.source.kind, recipe.source.trusted, recipe.source.name) == (
-        "from/url", "url", False, "remote-one",
-    )  # fmt: skip
+        "from/url",
+        "url",
+        False,
+        "remote-one",
+    )
 
     def offline(_url: str) -> bytes:
         raise OSError("network is unreachable")
@@ -148,12 +151,12 @@ def test_mods_resolve_next_to_the_recipe_then_registry_mods_then_eugr(tmp_path: 
     write(eugr.clone_dir / "mods" / "fix-c" / "run.sh", "echo c\n")
     resolver = Resolver(cwd=tmp_path, store=RegistryStore([official, eugr]), use_bundled=False)
     recipe = resolver.load("@official/r")
-    assert resolver.mod_dirs(recipe) == [
+    assert resolver.mod_dirs(recipe).found == (
         official.clone_dir / "official-mods" / "fix-a",
         eugr.clone_dir / "mods" / "fix-b",
         official.recipe_dir / "local-fix",
         eugr.clone_dir / "mods" / "fix-c",
-    ]
+    )
     missing = resolver.load(str(write(tmp_path / "m.yaml", SIMPLE + "mods: [mods/nowhere]\n")))
     with pytest.raises(RecipeError, match=r"m\.yaml:\d+: mods\[0\]: no directory 'mods/nowhere'"):
-        resolver.mod_dirs(missing)
+        resolver.mod_dirs(missing).require()

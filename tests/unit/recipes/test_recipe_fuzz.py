@@ -11,26 +11,93 @@ from hypothesis import strategies as st
 from recipe_fakes import FakeRuntimes
 
 from sparkrun.errors import SparkrunError
-from sparkrun.recipes.api import build_settings, render_command, render_hook, resolve_runtime_name
+from sparkrun.recipes.command_argv import command_argv
 from sparkrun.recipes.load import load_text
 from sparkrun.recipes.model import RecipeSource
-from sparkrun.recipes.render import command_argv, render_template
+from sparkrun.recipes.render import render_hook, render_template
+from sparkrun.recipes.request import render_command
+from sparkrun.recipes.runtime_choice import resolve_runtime_name
 from sparkrun.recipes.trust import gated_items
 from sparkrun.recipes.validate import validate_recipe
+from sparkrun.recipes.value_chain import build_settings
 
-KEYS = ["recipe_version", "model", "runtime", "container", "min_nodes", "max_nodes", "mode", "solo_only",
-        "cluster_only", "defaults", "env", "command", "pre_exec", "post_exec", "post_commands", "mods", "include",
-        "overrides", "executor_config", "metadata", "runtime_config", "name", "description", "stop_after_post",
-        "min_sparkrun_version", "cluster_config", "unknown_key"]  # fmt: skip
-TEMPLATE_BITS = ["{model}", "{port}", "{x}", "{{", "}}", "{", "}", "${A}", "$B", "'", '"', "\\\n", ";", "|", " ",
-                 "vllm serve", "--port", '{"a": 1}', "{a.b}", "~/", "#", "exec ", "X=1 ", "\n"]  # fmt: skip
+KEYS = [
+    "recipe_version",
+    "model",
+    "runtime",
+    "container",
+    "min_nodes",
+    "max_nodes",
+    "mode",
+    "solo_only",
+    "cluster_only",
+    "defaults",
+    "env",
+    "command",
+    "pre_exec",
+    "post_exec",
+    "post_commands",
+    "mods",
+    "include",
+    "overrides",
+    "executor_config",
+    "metadata",
+    "runtime_config",
+    "name",
+    "description",
+    "stop_after_post",
+    "min_sparkrun_version",
+    "cluster_config",
+    "unknown_key",
+]
+TEMPLATE_BITS = [
+    "{model}",
+    "{port}",
+    "{x}",
+    "{{",
+    "}}",
+    "{",
+    "}",
+    "${A}",
+    "$B",
+    "'",
+    '"',
+    "\\\n",
+    ";",
+    "|",
+    " ",
+    "vllm serve",
+    "--port",
+    '{"a": 1}',
+    "{a.b}",
+    "~/",
+    "#",
+    "exec ",
+    "X=1 ",
+    "\n",
+]
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=False, width=32),
-                    st.text(max_size=20), st.sampled_from(TEMPLATE_BITS))  # fmt: skip
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 70000),
+    st.floats(allow_nan=False, width=32),
+    st.text(max_size=20),
+    st.sampled_from(TEMPLATE_BITS),
+)
 templates = st.lists(st.sampled_from(TEMPLATE_BITS) | st.text(max_size=5), max_size=12).map("".join)
-values = st.recursive(scalars | templates, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-    st.sampled_from(["port", "x", "a", "tp", "when", "defaults", "command", "b", "gte", "in"]), inner, max_size=3,
-), max_leaves=12)  # fmt: skip
+values = st.recursive(
+    scalars | templates,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["port", "x", "a", "tp", "when", "defaults", "command", "b", "gte", "in"]),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=12,
+)
 EXAMPLES = int(os.environ.get("SPARKRUN_FUZZ_EXAMPLES", "300"))
 documents = st.dictionaries(st.sampled_from(KEYS), values, max_size=10)
 
@@ -60,9 +127,15 @@ def test_structured_documents_only_raise_sparkrun_errors(doc: dict[str, Any]) ->
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(st.text(max_size=200) | st.lists(st.sampled_from(["a: ", "- ", "{", "}", "[", ":", "\n", "  ", "&x", "*x",
-                                                         "!!python/object", "model: m", "include: x"]),
-                                        max_size=20).map("".join))  # fmt: skip
+@given(
+    st.text(max_size=200)
+    | st.lists(
+        st.sampled_from(
+            ["a: ", "- ", "{", "}", "[", ":", "\n", "  ", "&x", "*x", "!!python/object", "model: m", "include: x"]
+        ),
+        max_size=20,
+    ).map("".join)
+)
 def test_arbitrary_text_only_raises_sparkrun_errors(text: str) -> None:
     _exercise(text)
 

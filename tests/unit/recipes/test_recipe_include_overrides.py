@@ -8,9 +8,10 @@ import pytest
 from recipe_fakes import FakeRuntimes, recipe_from, source, write
 
 from sparkrun.errors import RecipeError
-from sparkrun.recipes.api import build_settings, resolve_runtime_name
 from sparkrun.recipes.load import load_recipe
 from sparkrun.recipes.overrides import PlatformFacts
+from sparkrun.recipes.runtime_choice import resolve_runtime_name
+from sparkrun.recipes.value_chain import build_settings
 
 BASE = """\
 model: org/base
@@ -151,8 +152,6 @@ def test_cli_beats_overrides() -> None:
         ("- when: {tp: 2}\n    defaults: {port: 9000}\n", "overrides[0].defaults.port"),
         ("- when: {tp: 2}\n    defaults: {tensor_parallel: 4}\n", "overrides[0].defaults.tensor_parallel"),
         ("- when: {tp: 2}\n    defaults: {served_model_name: x}\n", "overrides[0].defaults.served_model_name"),
-        ("- when: {colour: red}\n    defaults: {a: 1}\n", "overrides[0].when.colour"),
-        ("- when: {tp: {about: 2}}\n    defaults: {a: 1}\n", "overrides[0].when.tp"),
         ("- defaults: {a: 1}\n", "overrides[0].when"),
         ("- when: {tp: 2}\n    command: x\n", "overrides[0].command"),
     ],
@@ -162,3 +161,17 @@ def test_invalid_overrides_are_errors_naming_the_key(entry: str, code_key: str) 
     errors = [i for i in recipe.issues if i.severity == "error"]
     assert [i.code for i in errors] == ["invalid-override"]
     assert errors[0].key == code_key
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [
+        ("- when: {colour: red}\n    defaults: {a: 1}\n", "overrides[0].when.colour"),
+        ("- when: {tp: {about: 2}}\n    defaults: {a: 1}\n", "overrides[0].when.tp"),
+    ],
+)
+def test_unknown_selectors_warn_and_the_override_never_applies(entry: str, key: str) -> None:
+    recipe = recipe_from("model: m/x\nruntime: vllm\ndefaults: {a: 0}\noverrides:\n  " + entry)
+    assert [(i.severity, i.code, i.key) for i in recipe.issues] == [("warning", "unknown-override-selector", key)]
+    settings = build_settings(recipe, FakeRuntimes().get("vllm-distributed"), {"tensor_parallel": 2}, [])
+    assert settings["a"] == 0 and settings.matched_overrides == ()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from recipe_fakes import FakeRuntimes, recipe_from
 
-from sparkrun.recipes.api import build_settings, render_command, resolve_runtime_name
+from sparkrun.recipes.request import render_command
+from sparkrun.recipes.runtime_choice import resolve_runtime_name
+from sparkrun.recipes.value_chain import build_settings
 
 V1 = """\
 recipe_version: "1"
@@ -35,10 +37,10 @@ command: |
 """
 
 
-def test_v1_migrates_to_eugr_vllm_with_eugr_builder() -> None:
+def test_v1_vllm_command_migrates_to_vllm_with_eugr_builder() -> None:
     recipe = recipe_from(V1)
-    assert recipe.runtime == "eugr-vllm"
-    assert resolve_runtime_name(recipe) == "eugr-vllm"
+    assert recipe.runtime == "vllm"
+    assert resolve_runtime_name(recipe) == "vllm-distributed"  # no Ray flag: what the older tool ran
     assert recipe.builder == "eugr"
     assert recipe.runtime_config == {"build_args": ["--pre-tf"]}
     assert recipe.mods == ("mods/fix-glm-4.7-flash-AWQ",)
@@ -106,6 +108,37 @@ def test_contradicting_topology_is_an_error(lines: str) -> None:
     assert "conflicting-topology" in [i.code for i in recipe.issues if i.severity == "error"]
 
 
-def test_v1_ray_command_still_runs_on_eugr_vllm() -> None:
-    recipe = recipe_from(V1.replace("--port {port}", "--port {port} --distributed-executor-backend ray"))
-    assert resolve_runtime_name(recipe) == "eugr-vllm"
+COMMAND = "  vllm serve {model} -tp {tensor_parallel} --port {port}"
+
+
+def _v1(command: str | None, extra: str = "") -> str:
+    text = 'recipe_version: "1"\nmodel: org/m\ncontainer: vllm-node\ndefaults:\n  port: 8000\n  tensor_parallel: 2\n'
+    text += extra
+    return text + (f"command: |\n  {command}\n" if command is not None else "")
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "runtime", "builder"),
+    [
+        (COMMAND, "", "vllm-distributed", "eugr"),
+        (COMMAND + " --distributed-executor-backend ray", "", "vllm-ray", "eugr"),
+        (COMMAND + " --distributed-executor-backend=ray", "", "vllm-ray", "eugr"),
+        (COMMAND + " --distributed-executor-backend {backend}", "  backend: ray\n", "vllm-ray", "eugr"),
+        (COMMAND + " --distributed-executor-backend mp", "", "vllm-distributed", "eugr"),
+        (None, "", "vllm-distributed", "eugr"),
+        (None, "  distributed_executor_backend: ray\n", "vllm-ray", "eugr"),
+        ("sglang serve --model-path {model} --tp-size {tensor_parallel} --port {port}", "", "sglang", None),
+        ("python3 -m sglang.launch_server --model-path {model} --port {port}", "", "sglang", None),
+        ("llama-server -hf {model} --port {port}", "", "llama-cpp", None),
+    ],
+)
+def test_v1_runtime_is_the_one_the_command_implies_as_the_older_tool_ran_it(
+    command: str | None, extra: str, runtime: str, builder: str | None
+) -> None:
+    recipe = recipe_from(_v1(command, extra))
+    assert (resolve_runtime_name(recipe), recipe.builder) == (runtime, builder)
+
+
+def test_v1_declared_runtime_is_kept() -> None:
+    recipe = recipe_from(_v1(COMMAND, "").replace("container:", "runtime: eugr-vllm\ncontainer:"))
+    assert (resolve_runtime_name(recipe), recipe.builder) == ("eugr-vllm", None)

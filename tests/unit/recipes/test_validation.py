@@ -121,3 +121,33 @@ def test_errors_sort_before_warnings_and_suggestions() -> None:
     text = SIMPLE.replace("{max_model_len}", "{nope}") + "name: other\nsolo_only: true\n"
     severities = [i.severity for i in _report(text).issues]
     assert severities == sorted(severities, key=["error", "warning", "suggestion"].index)
+
+
+def test_parallelism_below_the_node_range_is_a_warning_naming_the_fix() -> None:
+    report = _report(SIMPLE + "min_nodes: 2\n")
+    assert _codes(report) == [("warning", "parallelism-below-nodes")]
+    assert report.issues[0].hint == "pass --tp 2"
+
+
+def test_executors_and_builders_sparkrun_ignores_are_warnings() -> None:
+    report = _report(SIMPLE + "executor: k8s\nbuilder: uv-venv\n")
+    assert sorted(_codes(report)) == [("warning", "unsupported-builder"), ("warning", "unsupported-executor")]
+    assert _report(SIMPLE + "executor: docker\nbuilder: eugr\n").issues == ()
+
+
+def test_wrong_types_of_keys_sparkrun_does_not_act_on_are_warnings() -> None:
+    report = _report(SIMPLE + "metadata: [a]\ndescription: {a: 1}\ndistribution_config: [1]\n")
+    assert _codes(report) == [("warning", "ignored-value")] * 3
+
+
+def test_missing_mods_are_warnings_with_a_hint(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.yaml", SIMPLE + "mods: [mods/fix-x]\n")
+    report = validate_recipe(recipe_from(path.read_text(), path=path), FakeRuntimes())
+    assert [(i.code, i.key) for i in report.issues] == [("missing-mod", "mods[0]")]
+    assert "sparkrun registry update eugr" in (report.issues[0].hint or "")
+
+
+def test_unknown_recipe_versions_are_read_as_v2_with_a_warning() -> None:
+    assert _codes(_report(SIMPLE.replace('recipe_version: "2"', 'recipe_version: "7x"'))) == [
+        ("warning", "invalid-recipe-version")
+    ]

@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 from recipe_fakes import FakeRuntimes, recipe_from
 
-from sparkrun.chain import parse_options, parse_value, resolve
 from sparkrun.errors import UsageError
-from sparkrun.recipes.api import build_settings
+from sparkrun.recipes.value_chain import build_settings, parse_options, parse_value, resolve_layers
 
 RECIPE = """\
 model: org/m
@@ -91,11 +90,12 @@ def test_malformed_options_are_usage_errors(bad: str) -> None:
 
 
 def test_resolve_keeps_false_and_zero_and_strips_none_recursively() -> None:
-    settings = resolve([("cli", {"flag": False, "n": 0, "m": {"x": None}}), ("recipe", {"flag": True, "n": 5,
-                                                                                          "m": {"x": 1}})])  # fmt: skip
+    settings = resolve_layers(
+        [("cli", {"flag": False, "n": 0, "m": {"x": None}}), ("recipe", {"flag": True, "n": 5, "m": {"x": 1}})]
+    )
     assert dict(settings) == {"flag": False, "n": 0, "m": {"x": 1}}
 
 
 def test_scalar_in_higher_layer_replaces_a_mapping_below() -> None:
-    settings = resolve([("cli", {"k": "flat"}), ("recipe", {"k": {"a": 1}})])
+    settings = resolve_layers([("cli", {"k": "flat"}), ("recipe", {"k": {"a": 1}})])
     assert settings["k"] == "flat"

@@ -18,9 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sparkrun.config import cache_dir
 from sparkrun.errors import RecipeError
 from sparkrun.recipes.load import IncludeTarget, load_text, read_text, sibling_file
 from sparkrun.recipes.model import Recipe, RecipeSource
+from sparkrun.recipes.mods import ModDirs, find_mod_dirs
 from sparkrun.recipes.registry import Registry, RegistryStore, ensure_cloned, recipe_files
 
 URL_SCHEMES = ("http://", "https://")
@@ -167,8 +169,6 @@ class Resolver:
 
     @staticmethod
     def _url_cache(url: str) -> Path:
-        from sparkrun.config import cache_dir
-
         return cache_dir() / "url-recipes" / f"{hashlib.sha256(url.encode()).hexdigest()[:24]}.yaml"
 
     def _file(self, ref: str) -> Found | None:
@@ -236,38 +236,9 @@ class Resolver:
         return IncludeTarget(str(sibling.resolve()), str(sibling), read_text(sibling), True, sibling.parent)
 
     # ---- mods ----------------------------------------------------------------------------------------------
-    def _mod_candidates(self, recipe: Recipe, mod: str) -> list[Path]:
-        name = mod.strip().rstrip("/")
-        base = Path(name).name
-        found: list[Path] = []
-        if name.startswith("@"):
-            reg_name, _, rest = name[1:].partition("/")
-            reg = self.store.get(reg_name)
-            roots = [root for root in (reg.mods_dir, reg.clone_dir) if root is not None]
-            return [root / rest for root in roots]
-        if recipe.source.path is not None and recipe.source.kind != "url":
-            found.append(recipe.source.path.parent / name)
-        registries = [r for r in self.store if r.name == recipe.source.registry]
-        registries += [r for r in self.store if r.name == "eugr" and r not in registries]
-        for reg in registries:
-            if reg.mods_dir is not None:
-                found += [reg.mods_dir / name, reg.mods_dir / base]
-            found.append(reg.clone_dir / name)
-        return found
-
-    def mod_dirs(self, recipe: Recipe) -> list[Path]:
-        """The directory of each `mods:` entry (a directory holding `run.sh`): `@registry/path`, next to the recipe,
-        the recipe's registry's mods directory, then the `eugr` registry's. Raises `RecipeError` for a missing one."""
-        out: list[Path] = []
-        for index, mod in enumerate(recipe.mods):
-            hit = next((p for p in self._mod_candidates(recipe, mod) if (p / "run.sh").is_file()), None)
-            if hit is None:
-                raise RecipeError(
-                    f"{recipe.where(f'mods[{index}]')}: mods[{index}]: no directory {mod!r} with a run.sh",
-                    hint="run `sparkrun registry update` (mods live in registries), or fix the mod's path",
-                )
-            out.append(hit)
-        return out
+    def mod_dirs(self, recipe: Recipe) -> ModDirs:
+        """The recipe's mod directories (see `mods.py`); missing ones are reported, not raised."""
+        return find_mod_dirs(recipe, lambda: self.store)
 
     def load(self, ref: str, *, strict: bool = True) -> Recipe:
         found = self.find(ref)
@@ -280,4 +251,19 @@ def load_recipe_at(found: Found, directory: Path | None, resolver: Resolver, *, 
     return load_text(text, found.source, directory=directory, resolver=resolver.include_target, strict=strict)
 
 
-__all__ = ["Found", "Resolver", "bundled_dir", "load_recipe_at", "yaml_files"]
+def load_by_ref(
+    ref: str,
+    *,
+    cwd: Path | None = None,
+    strict: bool = True,
+    resolver: Resolver | None = None,
+    notify: Notify | None = None,
+) -> Recipe:
+    """Find and load a recipe: `@registry/name` → URL → file → ./recipes/ → registries → bundled.
+    `notify` gets one-line notes (a registry cloned on first use, a cached URL copy used offline)."""
+    if resolver is None:
+        resolver = Resolver(cwd=cwd) if notify is None else Resolver(cwd=cwd, notify=notify)
+    return resolver.load(ref, strict=strict)
+
+
+__all__ = ["Found", "Resolver", "bundled_dir", "load_by_ref", "load_recipe_at", "yaml_files"]

@@ -1,6 +1,7 @@
 """The value chain: which value each setting has, and which layer it came from. The only module that imports vpd.
 
-Layers, highest first: CLI flags and `-o key=value` > matched `overrides:` > recipe `defaults:` > runtime defaults.
+Layers, highest first: CLI flags and `-o key=value` > matched `overrides:` > recipe `defaults:` > runtime defaults
+(`build_settings`; the CLI keys are `settings_keys.CLI_SETTING_KEYS`).
 `None` means "unset" and never shadows a lower layer (vpd would let it: quirk 1 in the style notes), so every layer is
 stripped of `None` before the chain is built. Nested values are looked up per leaf (`-o speculative_config.num_
 speculative_tokens=3` changes one field); a lower layer's JSON-object string (the usual way recipes write
@@ -17,6 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparkrun.errors import UsageError
+from sparkrun.recipes.model import Recipe
+from sparkrun.recipes.overrides import PlatformFacts, override_matches, selector_facts
+from sparkrun.recipes.settings_keys import CLI_SETTING_KEYS
+from sparkrun.runtimes.base import Runtime
 
 Path_ = tuple[str, ...]
 Layer = tuple[str, Mapping[str, Any]]  # (label, values): labels are shown by `sparkrun show`
@@ -32,8 +37,8 @@ class Settings(Mapping[str, Any]):
 
     data: Mapping[str, Any]
     origins: Mapping[str, str]
-    # Filled in by `sparkrun.recipes.api.build_settings`: the recipe env with matched overrides applied, the image a
-    # matched override chose, and which overrides matched (indexes into `recipe.overrides`).
+    # Filled in by `build_settings`: the recipe env with matched overrides applied, the image a matched override
+    # chose, and which overrides matched (indexes into `recipe.overrides`).
     env: Mapping[str, str] = field(default_factory=dict)
     container: str | None = None
     matched_overrides: tuple[int, ...] = ()
@@ -161,7 +166,7 @@ def _in_order_of(value: Mapping[str, Any], template: Mapping[str, Any]) -> dict[
     return ordered
 
 
-def resolve(layers: Sequence[Layer]) -> Settings:
+def resolve_layers(layers: Sequence[Layer]) -> Settings:
     """Resolve every key of every layer (highest first) through one vpd chain."""
     from vpd import vpd_chain  # deferred: vpd (and six) are not needed for --help
 
@@ -190,3 +195,52 @@ def resolve(layers: Sequence[Layer]) -> Settings:
             values[key] = json.dumps(_in_order_of(values[key], base), separators=(",", ":"))
             origins[key] = _origin(labelled, (key,))
     return Settings(data=values, origins=origins)
+
+
+def cli_layer(cli_values: Mapping[str, Any], options: Sequence[str]) -> dict[str, Any]:
+    """The `cli` layer: `-o` options, then the dedicated flags (`--tp`, `--port`, ...) on top. Only
+    `CLI_SETTING_KEYS` may come as flags; anything else is a caller's bug."""
+    unknown = sorted(set(cli_values) - set(CLI_SETTING_KEYS))
+    if unknown:
+        raise TypeError(f"not command-line setting keys: {', '.join(unknown)}")
+    layer = parse_options(options)
+    layer.update({k: v for k, v in cli_values.items() if v is not None})
+    return layer
+
+
+def build_settings(
+    recipe: Recipe,
+    runtime: Runtime,
+    cli_values: Mapping[str, Any],
+    options: Sequence[str],
+    *,
+    platform: PlatformFacts | None = None,
+    num_nodes: int | None = None,
+) -> Settings:
+    """Resolve the value chain: CLI flags and `-o` > matched overrides > recipe defaults > runtime defaults."""
+    builtin = {"model": recipe.model, "served_model_name": recipe.model, "model_revision": recipe.model_revision}
+    cli = cli_layer(cli_values, options)
+    lower: list[Layer] = [
+        ("recipe", recipe.defaults),
+        (f"runtime {runtime.name}", runtime.defaults()),
+        ("builtin", builtin),
+    ]
+    base = resolve_layers([("cli", cli), *lower])
+    facts = selector_facts(
+        base, runtime=runtime.name, family=runtime.family, platform=platform or PlatformFacts(), num_nodes=num_nodes
+    )
+    matched = [o for o in recipe.overrides if override_matches(o, facts, base)]
+    layers = [("cli", cli), *((f"overrides[{o.index}]", o.defaults) for o in reversed(matched)), *lower]
+    resolved = resolve_layers(layers)
+    env = dict(recipe.env)
+    container = None
+    for override in matched:
+        env.update(override.env)
+        container = override.container or container
+    return Settings(
+        data=resolved.data,
+        origins=resolved.origins,
+        env=env,
+        container=container,
+        matched_overrides=tuple(o.index for o in matched),
+    )
