@@ -12,14 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from standin.flags import FLAGS_DIR, Dialect, FlagSet, UsageError
-
 from testbed.standin_harness import Runner, free_port
-
-LISTS = ["vllm-serve", "sglang-serve", "llama-server", "rpc-server", "ray-start"]
 
 
 def get(url: str, timeout: float = 5) -> tuple[int, str]:
@@ -52,143 +45,6 @@ def wait_ok(url: str, timeout: float = 15) -> str:
             last = e
         time.sleep(0.05)
     raise AssertionError(f"{url}: {last}")
-
-
-# -- the flag lists and the parser -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", LISTS)
-def test_every_listed_flag_parses(name: str) -> None:
-    fs = FlagSet.load(name, dialect=Dialect(dash_values=True))
-    for line in (FLAGS_DIR / f"{name}.txt").read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        *spellings, kind = line.split()
-        for s in spellings:
-            argv = [s, "x"] if kind == "value" else [s]
-            if fs.flags[fs.aliases[s]].nargs == "2":
-                argv.append("y")
-            p = fs.parse(argv)
-            assert p.given(spellings[0]), (name, s)
-
-
-def test_vllm_dialect() -> None:
-    from standin.vllm import FLAGS
-
-    p = FLAGS.parse(
-        [
-            *["Qwen/Qwen3-0.6B", "-tp", "2", "--pipeline_parallel_size=1", "--max-model", "4096", "-cc.mode", "3"],
-            *["--served-model-name", "a", "b", "--enforce-eager", "--no-enforce-eager"],
-        ]
-    )
-    assert p.positionals == ["Qwen/Qwen3-0.6B"]
-    assert p.get("--tensor-parallel-size") == "2"
-    assert p.get("--pipeline-parallel-size") == "1"
-    assert p.get("--max-model-len") == "4096"  # unique prefix, like argparse
-    assert p.get("--compilation-config") == "mode=3"
-    assert p.get_all("--served-model-name") == ["a", "b"]
-    assert p.switches["--enforce-eager"] is False  # the negation came last
-    for bad, message in [
-        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
-        (["m1", "m2"], "unrecognized arguments: m2"),
-        (["--port"], "expected one argument"),
-        (["--port", "--host"], "expected one argument"),
-        (["--enable"], "ambiguous option"),
-        (["--headless=1"], "ignored explicit argument"),
-    ]:
-        with pytest.raises(UsageError, match=message):
-            FLAGS.parse(bad)
-
-
-def test_llama_and_ray_dialects() -> None:
-    from standin.llama import LLAMA_FLAGS
-    from standin.ray import START_FLAGS
-
-    p = LLAMA_FLAGS.parse(["-hf", "Qwen/Qwen3-1.7B-GGUF:Q8_0", "-ngl", "99", "--no-mmap", "--rpc", "a:1,b:2"])
-    assert p.get("--hf-repo") == "Qwen/Qwen3-1.7B-GGUF:Q8_0" and p.get("--gpu-layers") == "99"
-    assert LLAMA_FLAGS.parse(["--control-vector-layer-range", "1", "5"]).get_all("--control-vector-layer-range") == [
-        "1",
-        "5",
-    ]
-    with pytest.raises(UsageError):
-        LLAMA_FLAGS.parse(["--port=8080"])  # llama.cpp has no --flag=value
-    with pytest.raises(UsageError):
-        LLAMA_FLAGS.parse(["--ctx"])  # nor prefixes
-    p = START_FLAGS.parse(["--head", "--port", "6379", "--include-dashboard=True", "--block"])
-    assert p.flag("--head") and p.flag("--block") and p.get("--include-dashboard") == "True"
-    with pytest.raises(UsageError):
-        START_FLAGS.parse(["--hea"])  # click does no prefix matching
-
-
-VLLM = FlagSet.load("vllm-serve", dialect=Dialect(equals=True, snake_case=True))
-VALUE_FLAGS = sorted(f.name for f in VLLM.flags.values() if f.takes_value and f.nargs == "1")
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.sampled_from(VALUE_FLAGS), st.from_regex(r"[A-Za-z0-9_./:]{1,12}", fullmatch=True)),
-        min_size=1,
-        max_size=6,
-    ),
-    st.booleans(),
-    st.booleans(),
-)
-def test_vllm_values_round_trip(pairs: list[tuple[str, str]], equals: bool, snake: bool) -> None:
-    argv: list[str] = []
-    for flag, value in pairs:
-        spelling = "--" + flag[2:].replace("-", "_") if snake else flag
-        argv += [f"{spelling}={value}"] if equals else [spelling, value]
-    p = VLLM.parse(argv)
-    for flag, _ in pairs:
-        assert p.get(flag) == [v for f, v in pairs if f == flag][-1]
-
-
-# -- command lines ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("argv", "expect"),
-    [
-        (["vllm", "--version"], r"^\d+\.\d+"),
-        (["sglang", "--version"], r"^sglang \d"),
-        (["llama-server", "--version"], r"^version: "),
-        (["rpc-server", "--version"], r"^version: "),
-        (["ray", "--version"], r"^ray, version \d"),
-    ],
-)
-def test_version(engine_env: dict[str, str], argv: list[str], expect: str) -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "standin", *argv],
-        env=engine_env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert r.returncode == 0
-    assert __import__("re").match(expect, r.stdout), r.stdout
-
-
-@pytest.mark.parametrize(
-    ("argv", "code", "message"),
-    [
-        (["vllm", "serve", "m", "--bogus"], 2, "unrecognized arguments: --bogus"),
-        (["sglang", "serve", "--model-path", "m", "--bogus", "1"], 2, "unrecognized arguments: --bogus"),
-        (["sglang.launch_server", "--tp-size", "2"], 2, "required: --model-path"),
-        (["llama-server", "-m", "x.gguf", "--bogus"], 1, "invalid argument: --bogus"),
-        (["rpc-server", "--bogus"], 1, "unknown argument: --bogus"),
-        (["ray", "start", "--head", "--bogus"], 2, "No such option: --bogus"),
-        (["vllm", "bogus"], 2, "invalid choice"),
-    ],
-)
-def test_unknown_flags_fail(engine_env: dict[str, str], argv: list[str], code: int, message: str) -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "standin", *argv],
-        env=engine_env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert r.returncode == code, r.stdout + r.stderr
-    assert message in r.stderr
 
 
 # -- HTTP --------------------------------------------------------------------------------------------------------
@@ -435,6 +291,6 @@ def test_module_entry_points(engine_env: dict[str, str]) -> None:
     env = {**engine_env, "PYTHONPATH": os.pathsep.join([engine_env["PYTHONPATH"], str(shims)])}
     for mod in ("sglang.launch_server", "vllm.entrypoints.openai.api_server"):
         r = subprocess.run(
-            [sys.executable, "-m", mod, "--bogus"], env=env, capture_output=True, text=True, timeout=30, check=False
+            [sys.executable, "-m", mod, "-Z"], env=env, capture_output=True, text=True, timeout=30, check=False
         )
-        assert r.returncode == 2 and "--bogus" in r.stderr, (mod, r.stderr)
+        assert r.returncode == 2 and "-Z" in r.stderr, (mod, r.stderr)

@@ -23,7 +23,7 @@ copy_libs() { # ROOT FILE...: copy the shared libraries FILEs need into ROOT
   done
 }
 
-# busybox-static + bash + Debian's python3 (stdlib only) + the stand-in engines, as a rootfs tar
+# busybox-static + bash + Debian's python3 (stdlib only) + ssh + the stand-in engines, as a rootfs tar
 build_rootfs() {
   local out=$1 r a py ver site
   command -v busybox >/dev/null || die "busybox-static is not installed (apt-get install busybox-static)"
@@ -51,13 +51,17 @@ build_rootfs() {
     -o -name '_ctypes_test*' -o -name '_sqlite3*' -o -name '_dbm*' -o -name '_gdbm*' -o -name '_curses*' \
     -o -name 'nis.*' -o -name 'ossaudiodev*' -o -name 'audioop*' -o -name 'readline*' -o -name '_ssl*' \
     -o -name '_hashlib*' -o -name '_tkinter*' -o -name '_crypt*' \) -delete
-  copy_libs "$r" /bin/bash "$py" "$r/usr/lib/python$ver"/lib-dynload/*.so
+  # an OpenSSH client: trtllm's multi-node head runs ranks in the worker containers over the hosts' SSH
+  local ssh
+  ssh=$(command -v ssh) || die "the OpenSSH client is not installed (apt-get install openssh-client)"
+  install -D -m 755 "$(readlink -f "$ssh")" "$r/usr/local/bin/ssh"
+  copy_libs "$r" /bin/bash "$py" "$r/usr/lib/python$ver"/lib-dynload/*.so "$ssh"
   site=$r/usr/local/lib/python$ver/dist-packages
   mkdir -p "$site"
   cp -r "$TB_SRC/engine/standin" "$TB_SRC/engine/shims/." "$site/"
   find "$site" -name __pycache__ -prune -exec rm -rf {} +
   "$py" -m compileall -q -j 1 -s "$r" -p / "$site" >/dev/null
-  for a in vllm sglang llama-server rpc-server ray; do
+  for a in vllm sglang llama-server rpc-server ray trtllm-serve trtllm-llmapi-launch mpirun max spark tokenary; do
     printf '#!/usr/bin/python3\nimport sys\n\nfrom standin.cli import main\n\nsys.exit(main(%s, sys.argv[1:]))\n' \
       "'$a'" >"$r/usr/local/bin/$a"
     chmod 755 "$r/usr/local/bin/$a"

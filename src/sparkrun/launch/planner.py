@@ -203,12 +203,8 @@ def _rank_plan(ctx: _JobContext, spec: RankSpec, host: Host, address: str, facts
 
 
 def _runtime_mounts(spec: RankSpec, home: str | None) -> tuple[Mount, ...]:
-    """Host paths a runtime asks for (`RankSpec.mounts`: (source, target, read_only) or Mount)."""
-    out = []
-    for item in getattr(spec, "mounts", ()):
-        source, target, read_only = (item.source, item.target, item.read_only) if isinstance(item, Mount) else item
-        out.append(Mount(home_path(str(source), home), str(target), bool(read_only)))
-    return tuple(out)
+    """Host paths a runtime asks for (`RankSpec.mounts`, `runtimes.base.Mount`s), `~/` resolved on the host."""
+    return tuple(Mount(home_path(m.source, home), m.target, m.read_only) for m in spec.mounts)
 
 
 def _context(lr: LaunchRequest, job: str, topology: Topology, specs: Sequence[RankSpec]) -> _JobContext:
@@ -248,18 +244,44 @@ def served_name(req: ServeRequest) -> str:
     return str(value)
 
 
+def conventional_role(rank: int, num_nodes: int) -> str:
+    """The role a rank has by convention (container names follow it): solo, else head for rank 0 and worker."""
+    if num_nodes == 1:
+        return "solo"
+    return "head" if rank == 0 else "worker"
+
+
+def _check_roles(runtime: str, specs: Sequence[RankSpec]) -> None:
+    """Runtimes get the container names (`Topology.container_names`) before they assign roles: hold them to it."""
+    for spec in specs:
+        expected = conventional_role(spec.rank, len(specs))
+        if spec.role != expected:
+            raise RecipeError(
+                f"runtime {runtime} gave rank {spec.rank} the role {spec.role!r}; expected {expected!r} "
+                "(solo, or head for rank 0 and worker after)"
+            )
+
+
 def plan_job(lr: LaunchRequest, facts: Mapping[str, HostFacts] | None = None) -> JobPlan:
     hosts, notes = choose_hosts(lr)
     tp, pp = lr.tensor_parallel, lr.pipeline_parallel
     multi = len(hosts) > 1
     addresses = tuple(_address(h, (facts or {}).get(h.address), multi) for h in hosts)
+    job = job_id(job_identity(lr, hosts))
+    ssh = lr.selection.cluster.ssh
     topology = Topology(
-        hosts=tuple(h.address for h in hosts), addresses=addresses, tensor_parallel=tp, pipeline_parallel=pp
+        hosts=tuple(h.address for h in hosts),
+        addresses=addresses,
+        tensor_parallel=tp,
+        pipeline_parallel=pp,
+        container_names=tuple(container_name(job, conventional_role(r, len(hosts)), r) for r in range(len(hosts))),
+        ssh_user=ssh.user,
+        ssh_port=ssh.port,
     )
     specs = lr.runtime.build(lr.request, topology)
     if len(specs) != len(hosts):
         raise RecipeError(f"runtime {lr.runtime.name} planned {len(specs)} containers for {len(hosts)} hosts")
-    job = job_id(job_identity(lr, hosts))
+    _check_roles(lr.runtime.name, specs)
     ctx = _context(lr, job, topology, specs)
     ranks = tuple(
         _rank_plan(ctx, spec, host, address, (facts or {}).get(host.address))

@@ -4,6 +4,6 @@ Built-in runtimes are declared in the `sparkrun.runtimes` entry-point group like
 `sparkrun.plugins`. A runtime never touches a host; running its specs is the orchestration layer's job.
 """
 
-from sparkrun.runtimes.base import RankSpec, Runtime, ServeRequest, Topology
+from sparkrun.runtimes.base import Mount, RankSpec, Runtime, ServeRequest, Topology
 
-__all__ = ["RankSpec", "Runtime", "ServeRequest", "Topology"]
+__all__ = ["Mount", "RankSpec", "Runtime", "ServeRequest", "Topology"]

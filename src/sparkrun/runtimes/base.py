@@ -25,12 +25,22 @@ class Topology:
     addresses: tuple[str, ...]
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
+    # Per rank, the name of its container (rank 0 `…_solo` or `…_head`, ranks > 0 `…_worker<rank>`), for runtimes
+    # whose ranks reach into each other's containers (trtllm: mpirun on the head `docker exec`s into the workers).
+    # Empty when the core does not know them yet (e.g. a plan made before the job id).
+    container_names: tuple[str, ...] = ()
+    # How the hosts reach each other over SSH: the user and port sparkrun itself logs in with (None: ssh's default).
+    # Host-to-host SSH uses the keys and known_hosts in that user's ~/.ssh on each host.
+    ssh_user: str | None = None
+    ssh_port: int | None = None
 
     def __post_init__(self) -> None:
         if not self.hosts:
             raise ValueError("a topology needs at least one host")
         if len(self.addresses) != len(self.hosts):
             raise ValueError("one address per host")
+        if self.container_names and len(self.container_names) != len(self.hosts):
+            raise ValueError("one container name per host")
 
     @property
     def num_nodes(self) -> int:
@@ -76,6 +86,16 @@ class ServeRequest:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A host path bind-mounted into a rank's container. `source` may start with `~/`: the home of the SSH user on
+    that host (the core fills it in from the probe)."""
+
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
 class RankSpec:
     """One container: the engine process for one rank."""
 
@@ -94,6 +114,8 @@ class RankSpec:
     wait_port: int | None = None
     # The OpenAI-compatible API served by this rank; readiness probes run against it.
     api_port: int | None = None
+    # Host paths mounted into this rank's container (besides the Hugging Face cache, which the core always mounts).
+    mounts: tuple[Mount, ...] = ()
 
 
 class Runtime(ABC):

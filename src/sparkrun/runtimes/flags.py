@@ -104,8 +104,9 @@ def _normalise(token: str) -> str:
 
 
 def find_flag(argv: Sequence[str], names: Iterable[str]) -> int | None:
-    """Index of the first argument that is one of `names` (also in `--flag=value` or `--snake_case` form)."""
-    wanted = set(names)
+    """Index of the first argument that is one of `names` (also in `--flag=value`, `--snake_case` or `--kebab-case`
+    form: vLLM accepts both, and trtllm-serve's click options are spelled with underscores)."""
+    wanted = {_normalise(name) for name in names}
     for index, token in enumerate(argv):
         if token.startswith("-") and _normalise(token) in wanted:
             return index

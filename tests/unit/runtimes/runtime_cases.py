@@ -2,8 +2,10 @@
 
 Imported by name (`from runtime_cases import …`): pytest puts this test directory on sys.path.
 
-`data/*.txt` are copies of the real command-line flags of vllm serve, sglang, llama-server, rpc-server and ray start
-(see data/README.md for how they were extracted); the project's tests never read anything outside the repository.
+`data/` is a symlink to the stand-in engines' flag lists (`scripts/testbed/engine/standin/flags/`, one copy for the
+stand-ins and these tests): the real command-line flags of vllm serve, sglang, llama-server, rpc-server, ray start,
+trtllm-serve, mpirun, max serve, atlas `spark serve` and tokenary, each file's header naming its source and version
+(README.md there says how they were extracted). The tests never read anything outside the repository.
 """
 
 from __future__ import annotations
@@ -19,13 +21,25 @@ DATA = Path(__file__).parent / "data"
 ADDRESSES = ("10.0.0.11", "10.0.0.12", "10.0.0.13", "10.0.0.14")
 
 
-def topology(nodes: int, *, tp: int | None = None, pp: int = 1) -> Topology:
+def container_names(nodes: int, job: str = "0123456789ab") -> tuple[str, ...]:
+    """The names the core gives the containers of a `nodes`-rank job (orchestration.jobs.container_name)."""
+    if nodes == 1:
+        return (f"sparkrun_{job}_solo",)
+    return (f"sparkrun_{job}_head", *(f"sparkrun_{job}_worker{rank}" for rank in range(1, nodes)))
+
+
+def topology(
+    nodes: int, *, tp: int | None = None, pp: int = 1, ssh_user: str | None = None, ssh_port: int | None = None
+) -> Topology:
     """`nodes` hosts spark1… at 10.0.0.11…; tensor parallel defaults to nodes / pp."""
     return Topology(
         hosts=tuple(f"spark{i + 1}" for i in range(nodes)),
         addresses=ADDRESSES[:nodes] if nodes > 1 else ("127.0.0.1",),
         tensor_parallel=tp if tp is not None else nodes // pp,
         pipeline_parallel=pp,
+        container_names=container_names(nodes),
+        ssh_user=ssh_user,
+        ssh_port=ssh_port,
     )
 
 

@@ -19,7 +19,17 @@ from sparkrun.errors import PluginError, RecipeError
 from sparkrun.plugins import load_runtimes
 from sparkrun.runtimes.base import RankSpec
 
-BUILTINS = ["eugr-vllm", "llama-cpp", "sglang", "vllm-distributed", "vllm-ray"]
+BUILTINS = [
+    "atlas",
+    "eugr-vllm",
+    "llama-cpp",
+    "modular-max",
+    "sglang",
+    "tokenary",
+    "trtllm",
+    "vllm-distributed",
+    "vllm-ray",
+]
 BROKEN_ERROR = "RuntimeError: sparkrun-broken-runtime fails to import on purpose (test fixture)"
 
 

@@ -10,14 +10,28 @@ from hypothesis import strategies as st
 from runtime_cases import topology
 
 from sparkrun.errors import RecipeError
+from sparkrun.runtimes.atlas import AtlasRuntime
 from sparkrun.runtimes.base import RankSpec, ServeRequest
 from sparkrun.runtimes.eugr import EugrVllmRuntime
 from sparkrun.runtimes.llama_cpp import LlamaCppRuntime
+from sparkrun.runtimes.modular_max import ModularMaxRuntime
 from sparkrun.runtimes.network import parse_ib_detect_output
 from sparkrun.runtimes.sglang import SglangRuntime
+from sparkrun.runtimes.tokenary import TokenaryRuntime
+from sparkrun.runtimes.trtllm import TrtllmRuntime
 from sparkrun.runtimes.vllm import VllmDistributedRuntime, VllmRayRuntime
 
-RUNTIMES = [VllmDistributedRuntime(), VllmRayRuntime(), SglangRuntime(), LlamaCppRuntime(), EugrVllmRuntime()]
+RUNTIMES = [
+    VllmDistributedRuntime(),
+    VllmRayRuntime(),
+    SglangRuntime(),
+    LlamaCppRuntime(),
+    EugrVllmRuntime(),
+    TrtllmRuntime(),
+    ModularMaxRuntime(),
+    AtlasRuntime(),
+    TokenaryRuntime(),
+]
 KEYS = sorted({key for runtime in RUNTIMES for key in runtime.mapped_keys()} | {"port", "host"})
 SCALARS = st.none() | st.booleans() | st.integers(-5, 70000) | st.floats(allow_nan=False) | st.text(max_size=12)
 VALUES = SCALARS | st.lists(SCALARS, max_size=3) | st.dictionaries(st.text(max_size=5), SCALARS, max_size=3)
@@ -37,6 +51,17 @@ TOKENS = st.sampled_from(
         "--dist-init-addr",
         "h:1",
         "--rpc",
+        "trtllm-serve",
+        "--tp_size",
+        "mpirun",
+        "spark",
+        "--rank",
+        "--world-size",
+        "tokenary",
+        "--server",
+        "max",
+        "--devices",
+        "--expert_parallel",
         ";",
         "export",
         "A=1",

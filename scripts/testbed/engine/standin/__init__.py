@@ -1,7 +1,9 @@
 """Stand-in inference engines for sparkrun's test cluster (stdlib only, Python >= 3.11).
 
 Executables with the real names and flags: ``vllm serve``, ``sglang serve`` / ``python3 -m sglang.launch_server``,
-``llama-server``, ``rpc-server``, ``ray start|status|stop``. They parse the real engines' flag lists (``flags/``),
+``llama-server``, ``rpc-server``, ``ray start|status|stop``, ``trtllm-serve``, ``trtllm-llmapi-launch``, ``mpirun``,
+``max serve``, ``spark serve`` (Atlas) and ``tokenary``. They parse the real engines' flag lists (``flags/``,
+leniently: a well-formed long flag missing from a list is accepted with a warning line, as another version may have it),
 log engine-like lines to stdout, serve ``GET /health``, ``GET /v1/models`` and ``POST /v1/chat/completions``
 (streamed as server-sent events or plain JSON), rendezvous over TCP in multi-node mode, and exit 0 on
 SIGTERM/SIGINT. They load no model and need no GPU; ``scripts/testbed.sh`` bakes them into the image
@@ -15,7 +17,8 @@ Knobs (environment variables), for fault tests:
     ``startup``: crash half-way through start-up with an error line and exit code ``STANDIN_FAIL_EXIT`` (1).
     ``ready``: crash ``STANDIN_FAIL_AFTER`` seconds (default 1) after becoming ready.
 ``STANDIN_RENDEZVOUS_TIMEOUT`` (60)
-    seconds a rank waits for its peers (head: all ranks joined; worker: head reachable). Also how long a
+    seconds a rank waits for its peers (head: all ranks joined; worker: head reachable), and how long ``mpirun``
+    waits for all its ranks to report back. Also how long a
     ``ray start --address`` keeps trying and how long ``vllm serve --distributed-executor-backend ray`` waits
     for enough GPUs in the Ray cluster.
 ``STANDIN_PEER_TIMEOUT`` (10)
@@ -42,4 +45,16 @@ from __future__ import annotations
 
 __all__ = ["ENGINES"]
 
-ENGINES = ("vllm", "sglang", "llama-server", "rpc-server", "ray")
+ENGINES = (
+    "vllm",
+    "sglang",
+    "llama-server",
+    "rpc-server",
+    "ray",
+    "trtllm-serve",
+    "trtllm-llmapi-launch",
+    "mpirun",
+    "max",
+    "spark",
+    "tokenary",
+)

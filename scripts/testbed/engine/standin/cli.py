@@ -1,31 +1,37 @@
-"""Entry points: the image's /usr/local/bin/{vllm,sglang,llama-server,rpc-server,ray} call main(NAME, argv)."""
+"""Entry points: each executable of the image (/usr/local/bin/NAME, NAME in ENGINES) calls main(NAME, argv)."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 from typing import NoReturn
 
+# executable -> (module, function): the module is imported only for the engine that runs
+PROGRAMS = {
+    "vllm": ("vllm", "main"),
+    "vllm.api_server": ("vllm", "api_server"),
+    "sglang": ("sglang", "main"),
+    "sglang.launch_server": ("sglang", "launch_server"),
+    "llama-server": ("llama", "llama_server"),
+    "rpc-server": ("llama", "rpc_server"),
+    "ray": ("ray", "main"),
+    "trtllm-serve": ("trtllm", "main"),
+    "trtllm-llmapi-launch": ("mpi", "llmapi_launch"),
+    "mpirun": ("mpi", "main"),
+    "max": ("maxserve", "main"),
+    "spark": ("atlas", "main"),
+    "tokenary": ("tokenary", "main"),
+}
+
 
 def main(prog: str, argv: list[str]) -> NoReturn:
-    if prog == "vllm":
-        from .vllm import main as run
-    elif prog == "sglang":
-        from .sglang import main as run
-    elif prog == "sglang.launch_server":
-        from .sglang import launch_server as run
-    elif prog == "vllm.api_server":
-        from .vllm import api_server as run
-    elif prog == "llama-server":
-        from .llama import llama_server as run
-    elif prog == "rpc-server":
-        from .llama import rpc_server as run
-    elif prog == "ray":
-        from .ray import main as run
-    else:
+    if prog not in PROGRAMS:
         print(f"standin: unknown engine {prog!r}", file=sys.stderr)
         sys.exit(2)
+    module, function = PROGRAMS[prog]
+    run = getattr(importlib.import_module(f".{module}", __package__), function)
     try:
         code = run(argv)
     except KeyboardInterrupt:

@@ -1,9 +1,15 @@
 """Command-line parsing driven by the real engines' flag lists (``flags/*.txt``, see flags/README.md).
 
 Each list line is ``long-form [aliases...] value|switch``. :class:`FlagSet` loads one list and :meth:`FlagSet.parse`
-accepts exactly what the real parser accepts, in that engine's dialect (:class:`Dialect`): ``--flag=value``,
-unique prefixes and ``--snake_case`` spellings where the real parser takes them, several values for the flags the
-engine declares with ``nargs``. Anything else raises :class:`UsageError`.
+accepts what the real parser accepts, in that engine's dialect (:class:`Dialect`): ``--flag=value``, unique prefixes
+and ``--snake_case`` spellings where the real parser takes them, dotted sub-keys of JSON options (vLLM), attached
+values of one-letter options (argparse: ``-q3``), several values for the flags the engine declares with ``nargs``.
+
+Lenient like the engines across versions: a well-formed long flag that is not in the list (it may exist in another
+version of the engine) is accepted and recorded in :attr:`Parsed.unknown` (the engines log a warning line for it);
+it takes the next argument as its value unless that is an option. Malformed input the real parser rejects (a
+missing value, a value given to a switch, an ambiguous prefix, an unknown short option, a stray positional) raises
+:class:`UsageError`. sparkrun's own flags are checked strictly against the lists by its unit tests.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ class Dialect:
     dotted_config: bool = False  # --compilation-config.mode 3, -cc.mode 3 (vLLM)
     dash_values: bool = False  # a value may start with "-" (llama.cpp, click); argparse refuses it
     max_positionals: int = 0
+    attached_short: bool = False  # -q3 == -q 3 for one-letter options (argparse)
+    vllm_opt_level: bool = False  # -O3 / -O 3 / -O=3 == --optimization-level 3 (vLLM's FlexibleArgumentParser)
+    lenient: bool = True  # accept unknown well-formed long flags (recorded in Parsed.unknown)
+    stop_at_positional: bool = False  # the first positional and everything after it are the program (mpirun)
 
 
 @dataclass
@@ -42,6 +52,7 @@ class Parsed:
     switches: dict[str, bool] = field(default_factory=dict)  # canonical name -> True, False for a negation
     positionals: list[str] = field(default_factory=list)
     order: list[str] = field(default_factory=list)  # canonical names in command-line order
+    unknown: list[str] = field(default_factory=list)  # accepted flags that are not in the list (with their value)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         vals = self.values.get(name)
@@ -67,6 +78,7 @@ class Parsed:
 
 
 NEGATION = re.compile(r"^(--no-|--disable-|-no)")
+WELL_FORMED_LONG = re.compile(r"^--[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
 
 
 class FlagSet:
@@ -83,8 +95,10 @@ class FlagSet:
         dialect: Dialect,
         nargs: dict[str, str] | None = None,
         extra: list[str] | None = None,
+        optional_value: frozenset[str] = frozenset(),
     ) -> FlagSet:
-        """Load flag lists ``flags/<name>.txt`` (later lists may add flags), plus ``extra`` lines."""
+        """Load flag lists ``flags/<name>.txt`` (later lists may add flags), plus ``extra`` lines. Flags in
+        ``optional_value`` take 0 or 1 value whatever the list says (clap's ``num_args = 0..=1``)."""
         lines: list[str] = []
         for name in names:
             lines += (FLAGS_DIR / f"{name}.txt").read_text().splitlines()
@@ -100,7 +114,10 @@ class FlagSet:
             if kind not in ("value", "switch") or not spellings:
                 raise ValueError(f"bad flag line: {raw!r}")
             canonical = spellings[0]
-            flags.append(Flag(canonical, kind == "value", (nargs or {}).get(canonical, "1")))
+            if canonical in optional_value:
+                flags.append(Flag(canonical, True, "?"))
+            else:
+                flags.append(Flag(canonical, kind == "value", (nargs or {}).get(canonical, "1")))
             for s in spellings:
                 aliases.setdefault(s, canonical)
                 if s != canonical and NEGATION.match(s) and not NEGATION.match(canonical):
@@ -139,39 +156,74 @@ class FlagSet:
         while i < len(argv):
             token = argv[i]
             i += 1
-            if token == "--":
-                out.positionals += argv[i:]
+            if token == "--" or (not self._is_option(token) and self.dialect.stop_at_positional):
+                out.positionals += argv[i:] if token == "--" else argv[i - 1 :]
                 break
             if not self._is_option(token):
                 out.positionals.append(token)
                 if len(out.positionals) > self.dialect.max_positionals:
                     raise UsageError(f"unrecognized arguments: {token}")
                 continue
-            spelling, eq, inline = token, False, ""
-            if self.dialect.equals and "=" in token:
-                spelling, _, inline = token.partition("=")
-                eq = True
-            known = self.lookup(spelling)
-            if known is None and self.dialect.dotted_config and "." in spelling:
-                base = self.lookup(spelling.split(".", 1)[0])
-                if base is not None and self.flags[self.aliases[base]].name.endswith("-config"):
-                    value, i = self._take_one(argv, i, spelling, eq, inline)
-                    name = self.aliases[base]
-                    out.values.setdefault(name, []).append(f"{spelling[len(spelling.split('.', 1)[0]) + 1 :]}={value}")
-                    out.order.append(name)
-                    continue
-            if known is None:
-                raise UsageError(f"unrecognized arguments: {token}")
-            flag = self.flags[self.aliases[known]]
-            out.order.append(flag.name)
-            if not flag.takes_value:
-                if eq:
-                    raise UsageError(f"argument {known}: ignored explicit argument '{inline}'")
-                out.switches[flag.name] = known not in self.negations
-                continue
-            values, i = self._take_values(flag, argv, i, known, eq, inline)
-            out.values.setdefault(flag.name, []).extend(values)
+            i = self._option(out, argv, i, token)
         return out
+
+    def _option(self, out: Parsed, argv: list[str], i: int, token: str) -> int:
+        """Parse the option `token` (argv[i - 1]) into `out`; the index of the next argument."""
+        spelling, eq, inline = token, False, ""
+        if self.dialect.equals and "=" in token:
+            spelling, _, inline = token.partition("=")
+            eq = True
+        if self.dialect.vllm_opt_level and re.fullmatch(r"-O(=?\w+)?", token):
+            spelling, eq, inline = self._opt_level(token)
+        known = self.lookup(spelling)
+        if known is None and self.dialect.dotted_config and "." in spelling:
+            after = self._dotted(out, argv, i, spelling, eq, inline)
+            if after is not None:
+                return after
+        if known is None and self.dialect.attached_short and re.fullmatch(r"-[A-Za-z]\S+", token):
+            short = self.lookup(token[:2])
+            if short is not None and self.flags[self.aliases[short]].takes_value:
+                spelling, eq, inline, known = token[:2], True, token[2:], short
+        if known is None:
+            return self._unknown(out, argv, i, token, spelling, eq, inline)
+        flag = self.flags[self.aliases[known]]
+        out.order.append(flag.name)
+        if not flag.takes_value:
+            if eq:
+                raise UsageError(f"argument {known}: ignored explicit argument '{inline}'")
+            out.switches[flag.name] = known not in self.negations
+            return i
+        values, i = self._take_values(flag, argv, i, known, eq, inline)
+        out.values.setdefault(flag.name, []).extend(values)
+        return i
+
+    def _opt_level(self, token: str) -> tuple[str, bool, str]:
+        """vLLM: `-O3`, `-O=3` and `-O 3` mean `--optimization-level 3`."""
+        rest = token[2:].lstrip("=")
+        return "--optimization-level", bool(rest), rest
+
+    def _dotted(self, out: Parsed, argv: list[str], i: int, spelling: str, eq: bool, inline: str) -> int | None:
+        """`--json-option.key value` (vLLM: any JSON-valued option): the index after it, or None if not one."""
+        head = spelling.split(".", 1)[0]
+        base = self.lookup(head)
+        if base is None or not self.flags[self.aliases[base]].takes_value:
+            return None
+        value, i = self._take_one(argv, i, spelling, eq, inline)
+        name = self.aliases[base]
+        out.values.setdefault(name, []).append(f"{spelling[len(head) + 1 :]}={value}")
+        out.order.append(name)
+        return i
+
+    def _unknown(self, out: Parsed, argv: list[str], i: int, token: str, spelling: str, eq: bool, inline: str) -> int:
+        """A flag not in the list: accepted (with the next argument as its value) when it is a well-formed long flag
+        and the dialect is lenient; otherwise the real parser's error."""
+        if not (self.dialect.lenient and WELL_FORMED_LONG.match(spelling)):
+            raise UsageError(f"unrecognized arguments: {token}")
+        if not eq and i < len(argv) and not self._is_option(argv[i]):
+            out.unknown.append(f"{spelling} {argv[i]}")
+            return i + 1
+        out.unknown.append(f"{spelling}={inline}" if eq else spelling)
+        return i
 
     def _take_one(self, argv: list[str], i: int, spelling: str, eq: bool, inline: str) -> tuple[str, int]:
         if eq:

@@ -23,6 +23,7 @@ from .runtime import (
     split_hostport,
     startup,
     visible_gpus,
+    warn_unknown,
 )
 from .server import HttpApp, ServedModel
 
@@ -65,6 +66,7 @@ def rpc_server(argv: list[str]) -> int:
     life.install_signals()
 
     def body() -> None:
+        warn_unknown(log, p.unknown, "rpc-server")
         gpus = visible_gpus()
         if gpus == 0:
             raise Fail("ggml_cuda_init: failed to initialize CUDA: no CUDA-capable device is detected")
@@ -180,6 +182,7 @@ def llama_server(argv: list[str]) -> int:
 
     def body() -> None:
         log.raw(f"build: {BUILD} with standin for x86_64-linux-gnu\nsystem info: n_threads = 2")
+        warn_unknown(log, p.unknown, "llama-server")
         if visible_gpus() == 0:
             log.raw("ggml_cuda_init: no CUDA devices found, running on CPU")
         problem = model_load_problem(p.get("--model"), hf, p.get("--model-url"))

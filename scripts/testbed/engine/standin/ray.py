@@ -87,6 +87,8 @@ def start(argv: list[str]) -> int:
         return 0
     if p.positionals:
         return click_error("start", f"Got unexpected extra argument ({p.positionals[0]})")
+    for flag in p.unknown:
+        print(f"Warning: unrecognized option {flag}: not in ray start's flag list; ignored", file=sys.stderr)
     tmp = temp_dir(p.get("--temp-dir"))
     try:
         job = _job(p.flag("--head"), p.get("--address"), p.get("--node-ip-address"), port, gpus, tmp)

@@ -83,7 +83,11 @@ class Rendezvous:
         life: Lifecycle,
         log: Log,
         what: str = "master",
+        listen: bool | None = None,
+        peer_error: Callable[[str, str], str] | None = None,
     ) -> None:
+        self.listen = rank == 0 if listen is None else listen  # rank 0 hosts the store unless told otherwise
+        self.peer_error = peer_error  # how a lost member is reported (default: NCCL-like)
         self.engine = engine
         self.nnodes = nnodes
         self.rank = rank
@@ -116,6 +120,7 @@ class Rendezvous:
                 f"{'EADDRINUSE' if e.errno == 98 else 'E' + str(e.errno)}, message: {e.strerror}"
             ) from None
         self.listener = s
+        self.port = int(s.getsockname()[1])  # port 0 asks for a free one (mpirun's hub)
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def _accept_loop(self) -> None:
@@ -176,7 +181,8 @@ class Rendezvous:
         while not self.all_joined.wait(0.5):  # watch this member once everyone is in
             if self.life.stopped.is_set():
                 return
-        watch(self.life, self.log, conn, f"rank {rank} ({self.members[rank][1]})", self.peer_timeout, bye_fails=True)
+        who = f"rank {rank} ({self.members[rank][1]})"
+        watch(self.life, self.log, conn, who, self.peer_timeout, bye_fails=True, error=self.peer_error)
 
     # -- every rank: the client -------------------------------------------------------------------------------
     def _connect(self) -> LineConn:
@@ -222,7 +228,7 @@ class Rendezvous:
     def run(self) -> None:
         """Block until all ranks have joined; raises Fail (with the real engines' kind of error) or Stopped."""
         self.life.on_stop.append(self.close)
-        if self.rank == 0:
+        if self.listen:
             self._listen()
         self.log.info(
             f"rendezvous: rank {self.rank}/{self.nnodes} via {self.what} {self.addr}:{self.port} "
@@ -240,9 +246,14 @@ class Rendezvous:
             target=watch, args=(self.life, self.log, conn, who, self.peer_timeout, False), daemon=True
         ).start()
 
+    def serve(self) -> None:
+        """Host the store only (no rank of its own here): mpirun's hub for the ranks it starts."""
+        self.life.on_stop.append(self.close)
+        self._listen()
+
     def close(self) -> None:
         """Clean shutdown: tell the peers (the head tells every worker), then close the sockets."""
-        if self.rank == 0 and self.life.code == 0:
+        if self.listen and self.life.code == 0:
             for c, _ in list(self.members.values()):
                 c.send({"event": "bye"})
         elif self.client is not None and self.life.code == 0 and self.life.signalled:

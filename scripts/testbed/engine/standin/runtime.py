@@ -73,6 +73,12 @@ def plain_style(_level: str, line: str) -> str:
     return line
 
 
+def warn_unknown(log: Log, unknown: list[str], engine: str) -> None:
+    """One warning line per accepted flag that is not in the engine's list (it may belong to another version)."""
+    for flag in unknown:
+        log.warning(f"unrecognized argument {flag}: not in {engine}'s flag list (another version's flag?); ignored")
+
+
 class Fail(Exception):
     """Raised by an engine for a failure the real engine would report; exits with `code`."""
 

@@ -16,13 +16,17 @@ from .runtime import Lifecycle, Log, knob, knob_float
 
 @dataclass
 class ServedModel:
-    engine: str  # vllm | sglang | llama-server
+    engine: str  # vllm | sglang | llama-server | trtllm | max | atlas | tokenary
     served_name: str
     root: str  # the model as loaded (path or repo id)
     max_model_len: int = 8192
     check_model_field: bool = False  # vLLM answers 404 for an unknown "model" in a request
     health_only: bool = False  # SGLang ranks > 0 run only a health endpoint
     created: int = field(default_factory=lambda: int(time.time()))
+
+
+OWNERS = {"vllm": "vllm", "sglang": "sglang", "trtllm": "tensorrt_llm", "max": "modular", "atlas": "atlas"}
+OWNERS["tokenary"] = "tokenary"
 
 
 class _Server(ThreadingHTTPServer):
@@ -101,7 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "id": m.served_name,
                 "object": "model",
                 "created": m.created,
-                "owned_by": {"vllm": "vllm", "sglang": "sglang"}.get(m.engine, "llamacpp"),
+                "owned_by": OWNERS.get(m.engine, "llamacpp"),
                 "root": m.root,
                 "parent": None,
                 "max_model_len": m.max_model_len,

@@ -20,12 +20,13 @@ from .runtime import (
     startup,
     version_from_list,
     visible_gpus,
+    warn_unknown,
 )
 from .server import HttpApp, ServedModel
 
 FLAGS = FlagSet.load(
     "sglang-serve",
-    dialect=Dialect(equals=True, abbrev=True),
+    dialect=Dialect(equals=True, abbrev=True, attached_short=True),
     nargs={"--lora-paths": "*", "--cuda-graph-bs-decode": "+", "--cuda-graph-bs-prefill": "+"},
 )
 VERSION = version_from_list("sglang-serve", r"\(sglang ([0-9][^ )]*)\)", "0.5.23")
@@ -64,6 +65,7 @@ class Plan:
     rank: int
     dist: str | None
     ctx: int
+    unknown: list[str]
 
 
 def parse(argv: list[str]) -> Plan | None:
@@ -84,6 +86,7 @@ def parse(argv: list[str]) -> Plan | None:
         rank=p.get_int("--node-rank", 0),
         dist=p.get("--dist-init-addr"),
         ctx=p.get_int("--context-length", 8192),
+        unknown=p.unknown,
     )
 
 
@@ -111,6 +114,7 @@ def run(plan: Plan, life: Lifecycle, log: Log) -> None:
         f"pp_size={plan.pp}, nnodes={plan.nnodes}, node_rank={plan.rank}, dist_init_addr={plan.dist!r}, "
         f"host='{plan.host}', port={plan.port})"
     )
+    warn_unknown(log, plan.unknown, f"sglang {VERSION}")
     check(plan)
     early = knob("STANDIN_EARLY_HTTP", "refuse")
     served = ServedModel("sglang", plan.served, plan.model, plan.ctx, health_only=plan.rank > 0)

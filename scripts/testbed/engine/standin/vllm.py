@@ -18,12 +18,21 @@ from .runtime import (
     startup,
     version_from_list,
     visible_gpus,
+    warn_unknown,
 )
 from .server import HttpApp, ServedModel
 
 FLAGS = FlagSet.load(
     "vllm-serve",
-    dialect=Dialect(equals=True, abbrev=True, snake_case=True, dotted_config=True, max_positionals=1),
+    dialect=Dialect(
+        equals=True,
+        abbrev=True,
+        snake_case=True,
+        dotted_config=True,
+        max_positionals=1,
+        attached_short=True,
+        vllm_opt_level=True,
+    ),
     nargs={"--served-model-name": "+", "--api-key": "+", "--lora-modules": "+", "--hf-token": "?"},
 )
 VERSION = version_from_list("vllm-serve", r"vllm\.__version__ ([0-9][^ ,)]*)", "0.33.0")
@@ -67,6 +76,7 @@ class Plan:
     headless: bool
     backend: str
     max_len: int
+    unknown: list[str]
 
 
 def parse(argv: list[str]) -> Plan | None:
@@ -92,6 +102,7 @@ def parse(argv: list[str]) -> Plan | None:
         headless=p.flag("--headless"),
         backend=p.get("--distributed-executor-backend") or ("mp" if nnodes > 1 or tp * pp > 1 else "uni"),
         max_len=p.get_int("--max-model-len", 8192),
+        unknown=p.unknown,
     )
 
 
@@ -121,6 +132,7 @@ def check(plan: Plan) -> None:
 
 def run(plan: Plan, life: Lifecycle, log: Log) -> None:
     log.info(f"vLLM API server version {VERSION}")
+    warn_unknown(log, plan.unknown, f"vllm {VERSION}")
     log.info(
         f"args: model={plan.model!r} served_model_name={plan.names} tp={plan.tp} pp={plan.pp} nnodes={plan.nnodes} "
         f"node_rank={plan.rank} headless={plan.headless} distributed_executor_backend={plan.backend!r}"
