@@ -294,3 +294,29 @@ def test_module_entry_points(engine_env: dict[str, str]) -> None:
             [sys.executable, "-m", mod, "-Z"], env=env, capture_output=True, text=True, timeout=30, check=False
         )
         assert r.returncode == 2 and "-Z" in r.stderr, (mod, r.stderr)
+
+
+def test_vllm_lists_and_accepts_every_served_name_and_enforces_its_api_key(engine: Runner) -> None:
+    port = free_port()
+    engine(
+        "vllm", "serve", "Qwen/Qwen3-0.6B", "--host", "127.0.0.1", "--port", str(port),
+        "--served-model-name", "first", "second", "--api-key", "k3y",
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    wait_ok(f"{base}/health")
+    assert get(f"{base}/v1/models")[0] == 401  # like vLLM: every /v1 route needs the key
+    req = urllib.request.Request(f"{base}/v1/models", headers={"Authorization": "Bearer k3y"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert [m["id"] for m in json.loads(r.read())["data"]] == ["first", "second"]
+    body = json.dumps({"model": "second", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer k3y"}
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/v1/chat/completions", body, headers), timeout=5) as r:
+        assert r.status == 200
+
+
+def test_llama_server_routes_live_under_its_api_prefix(engine: Runner) -> None:
+    port = free_port()
+    engine("llama-server", "-m", "/dev/null", "--host", "127.0.0.1", "--port", str(port), "--api-prefix", "/api")
+    base = f"http://127.0.0.1:{port}"
+    wait_ok(f"{base}/api/v1/models")
+    assert get(f"{base}/v1/models")[0] == 404

@@ -23,6 +23,7 @@ class HostFacts:
     gpu_name: str = ""
     disk_free_kb: int | None = None
     home: str = ""
+    user: str = ""  # the SSH user's name on the host
     address: str | None = None  # this host's source address towards its peer (the head, or worker 1 for the head)
     arch: str = ""
     has_curl: bool = False
@@ -66,6 +67,7 @@ def parse_facts(host: str, out: Output) -> HostFacts:
         gpu_name=gpu_name if gpu_name != "none" else "",
         disk_free_kb=int(disk) if disk and disk.isdigit() else None,
         home=out.last("home") or "",
+        user=out.last("user") or "",
         address=addr if addr and addr != "-" else None,
         arch=out.last("arch") or "",
         has_curl=out.last("curl") == "yes",

@@ -262,22 +262,29 @@ def _check_roles(runtime: str, specs: Sequence[RankSpec]) -> None:
             )
 
 
+def _topology(
+    lr: LaunchRequest, hosts: Sequence[Host], addresses: tuple[str, ...], job: str, head_facts: HostFacts | None
+) -> Topology:
+    """Where the ranks run, with what runtimes may need to reach each other (container names, the SSH user)."""
+    ssh = lr.selection.cluster.ssh
+    probed_user = head_facts.user if head_facts and head_facts.user not in ("", "?") else None
+    return Topology(
+        hosts=tuple(h.address for h in hosts),
+        addresses=addresses,
+        tensor_parallel=lr.tensor_parallel,
+        pipeline_parallel=lr.pipeline_parallel,
+        container_names=tuple(container_name(job, conventional_role(r, len(hosts)), r) for r in range(len(hosts))),
+        ssh_user=ssh.user or probed_user,
+        ssh_port=ssh.port,
+    )
+
+
 def plan_job(lr: LaunchRequest, facts: Mapping[str, HostFacts] | None = None) -> JobPlan:
     hosts, notes = choose_hosts(lr)
-    tp, pp = lr.tensor_parallel, lr.pipeline_parallel
     multi = len(hosts) > 1
     addresses = tuple(_address(h, (facts or {}).get(h.address), multi) for h in hosts)
     job = job_id(job_identity(lr, hosts))
-    ssh = lr.selection.cluster.ssh
-    topology = Topology(
-        hosts=tuple(h.address for h in hosts),
-        addresses=addresses,
-        tensor_parallel=tp,
-        pipeline_parallel=pp,
-        container_names=tuple(container_name(job, conventional_role(r, len(hosts)), r) for r in range(len(hosts))),
-        ssh_user=ssh.user,
-        ssh_port=ssh.port,
-    )
+    topology = _topology(lr, hosts, addresses, job, (facts or {}).get(hosts[0].address))
     specs = lr.runtime.build(lr.request, topology)
     if len(specs) != len(hosts):
         raise RecipeError(f"runtime {lr.runtime.name} planned {len(specs)} containers for {len(hosts)} hosts")

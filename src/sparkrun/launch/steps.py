@@ -14,7 +14,7 @@ from sparkrun.core.plan import Plan, Step
 from sparkrun.errors import HostError, WorkloadError
 from sparkrun.hosts import Host
 from sparkrun.jobs.control import stop_steps
-from sparkrun.launch.container import docker_run_argv, env_file, home_path
+from sparkrun.launch.container import HF_CACHE_IN_CONTAINER, docker_run_argv, env_file, home_path
 from sparkrun.launch.facts import HostFacts
 from sparkrun.launch.hooks import HOOK_STEPS, Hook
 from sparkrun.launch.planner import JobPlan, RankPlan
@@ -39,11 +39,28 @@ def launch_error(step: Step, result: Result) -> HostError:
     detail = result.output.blocks.get("log")
     is_hook = name.startswith(HOOK_STEPS)
     cls = WorkloadError if name in ENGINE_STEPS or is_hook else HostError
-    hint = None
-    if detail:
+    hint = _readiness_hint(cause) if step.script == "readiness" else None
+    if detail and hint is None:
         shown = "the hook's output" if is_hook else "the engine's log"
         hint = f"{shown} is above; `sparkrun run ... --no-rm` keeps the containers for inspection"
     return cls(result.host, label, cause, detail=detail, hint=hint)
+
+
+def _readiness_hint(cause: str) -> str | None:
+    """What to do when the server itself refused readiness's request (a 4xx answer ends readiness at once)."""
+    if "HTTP 401" in cause or "HTTP 403" in cause:
+        return (
+            "the engine wants an API key: set it where sparkrun can read it (`--api-key KEY` in the recipe's "
+            "command, or VLLM_API_KEY / OPENAI_API_KEY in its env; a secret from your environment: `-e KEY=...`)"
+        )
+    if "HTTP 404" in cause:
+        return (
+            "the engine does not serve the OpenAI API at /v1 on this port (a route prefix such as "
+            "--api-prefix?), or does not know the model; its answer is above"
+        )
+    if "HTTP 4" in cause:
+        return "the engine rejected sparkrun's readiness request; its answer is above"
+    return None
 
 
 # ---- probe ------------------------------------------------------------------------------------------------------
@@ -126,6 +143,8 @@ def _launch_step(job: JobPlan, rank: RankPlan, group: int, source: str | None, h
         "IMAGE_SOURCE": source or "",
         "PULL": job.pull,
         "ENSURE_DIRS": [home_path(job.hf_cache, home)] if home else [],
+        # A runtime's own mounts (e.g. trtllm's ~/.ssh) must exist: `docker -v` would create an empty root-owned dir.
+        "REQUIRE_PATHS": [m.source for m in rank.container.mounts if m.target != HF_CACHE_IN_CONTAINER],
         "SECRET_BYTES": str(len(secrets)),
         "COPY_BYTES": [str(c.size) for c in copies],
         "COPY_DESTS": [c.dest for c in copies],

@@ -9,6 +9,7 @@
 #                local build tags run as their published twin); empty: pull IMAGE itself
 #   PULL         "missing": docker pull what is absent; "never" (--offline): fail instead
 #   ENSURE_DIRS  array: directories that must exist on this host first (the Hugging Face cache)
+#   REQUIRE_PATHS array: host paths a runtime mounts that must already exist here (never created)
 #   SECRET_BYTES length of the private env file at the start of stdin (read by `docker run --env-file /dev/stdin`)
 #   COPY_BYTES / COPY_DESTS  arrays: tar streams that follow on stdin, unpacked into the container (mods)
 #   GATED        1: the container starts held by gate.sh; copy the tar streams, run PRE_HOOKS (PRE_TIMEOUTS,
@@ -43,6 +44,10 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
     sr_emit image "$IMAGE pulled"
   fi
 fi
+
+for path in "${REQUIRE_PATHS[@]}"; do
+  [ -e "$path" ] || sr_fail mount "$path does not exist on this host (the runtime mounts it into the container)"
+done
 
 for dir in "${ENSURE_DIRS[@]}"; do
   mkdir -p "$dir" 2>/dev/null || sr_fail hf-cache "cannot create $dir"

@@ -4,11 +4,12 @@
 #   JOB_ID (job whose containers may already run here; may be empty), PEER (address to route towards; may be empty),
 #   IB_DETECT (text of ib_detect.sh to run here for the NCCL/UCX/GLOO env of multi-node containers; empty: skip),
 #   HEAD_ADDRESS (the head's address, name or IP, for ib_detect)
-# Events: docker, image, port, gpu, disk, home, addr, arch, curl, container, ib_env KEY=VALUE, ib_error
+# Events: docker, image, port, gpu, disk, home, user, addr, arch, curl, container, ib_env KEY=VALUE, ib_error
 # shellcheck disable=SC2154  # inputs come from the preamble
 
 sr_emit arch "$(uname -m)"
 sr_emit home "$HOME"
+sr_emit user "$(id -un 2>/dev/null || echo "?")"
 if sr_have curl; then sr_emit curl yes; else sr_emit curl no; fi
 
 if sr_have nvidia-smi; then

@@ -30,6 +30,8 @@ def launch_request(
         runtime=runtime,
         request=ServeRequest(model="Qwen/Qwen3-1.7B", image="img:1", settings=settings),
         selection=HostSelection(hosts=tuple(Host(h) for h in hosts), source="--hosts", cluster=cluster),
+        nodes=len(hosts),
+        tensor_parallel=len(hosts),
     )
 
 

@@ -23,6 +23,13 @@ class ServedModel:
     check_model_field: bool = False  # vLLM answers 404 for an unknown "model" in a request
     health_only: bool = False  # SGLang ranks > 0 run only a health endpoint
     created: int = field(default_factory=lambda: int(time.time()))
+    aliases: tuple[str, ...] = ()  # further served names (vLLM's --served-model-name a b): listed and accepted
+    api_keys: tuple[str, ...] = ()  # --api-key: /v1/* answers 401 without `Authorization: Bearer <one of them>`
+    api_prefix: str = ""  # llama-server's --api-prefix: every route lives under it (404 elsewhere)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.served_name, *self.aliases)
 
 
 OWNERS = {"vllm": "vllm", "sglang": "sglang", "trtllm": "tensorrt_llm", "max": "modular", "atlas": "atlas"}
@@ -74,14 +81,38 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, kind: str) -> None:
         self._json(status, {"error": {"message": message, "type": kind, "code": status}, "object": "error"})
 
+    def _authorized(self) -> bool:
+        """vLLM's --api-key: every /v1 route needs the bearer token (401 otherwise)."""
+        keys = self.server.app.model.api_keys
+        if not keys or not self.path.startswith("/v1"):
+            return True
+        given = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if given in keys:
+            return True
+        self._error(401, "Unauthorized", "unauthorized")
+        return False
+
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
+    def _route(self) -> str | None:
+        """The request's path inside the API prefix, or None (answered 404) when it is outside."""
+        path = self.path.split("?", 1)[0]
+        prefix = self.server.app.model.api_prefix.rstrip("/")
+        if not prefix:
+            return path
+        if path == prefix or path.startswith(prefix + "/"):
+            return path[len(prefix) :] or "/"
+        self._error(404, "File Not Found", "not_found_error")
+        return None
+
     # -- routes ------------------------------------------------------------------------------------------------
     def do_GET(self) -> None:
         app = self.server.app
-        path = self.path.split("?", 1)[0]
+        path = self._route()
+        if path is None:
+            return
         if path in ("/health", "/health_generate"):
             if not app.ready.is_set():
                 self._error(503, "Loading model", "unavailable_error")
@@ -99,18 +130,23 @@ class _Handler(BaseHTTPRequestHandler):
         if not app.ready.is_set():
             self._error(503, "Loading model", "unavailable_error")
             return
+        if not self._authorized():
+            return
         if path == "/v1/models":
             m = app.model
-            card = {
-                "id": m.served_name,
-                "object": "model",
-                "created": m.created,
-                "owned_by": OWNERS.get(m.engine, "llamacpp"),
-                "root": m.root,
-                "parent": None,
-                "max_model_len": m.max_model_len,
-            }
-            self._json(200, {"object": "list", "data": [card]})
+            cards = [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": m.created,
+                    "owned_by": OWNERS.get(m.engine, "llamacpp"),
+                    "root": m.root,
+                    "parent": None,
+                    "max_model_len": m.max_model_len,
+                }
+                for name in m.names
+            ]
+            self._json(200, {"object": "list", "data": cards})
         elif path == "/version":
             self._json(200, {"version": app.version})
         elif path in ("/get_model_info", "/props"):
@@ -127,14 +163,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         app = self.server.app
-        path = self.path.split("?", 1)[0]
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        path = self._route()
+        if path is None:
+            return
         if app.model.health_only or path not in ("/v1/chat/completions", "/v1/completions"):
             self._error(404, "Not Found", "not_found_error")
             return
         if not app.ready.is_set():
             self._error(503, "Loading model", "unavailable_error")
+            return
+        if not self._authorized():
             return
         try:
             body = json.loads(raw or b"{}")
@@ -144,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"invalid JSON body: {e}", "BadRequestError")
             return
         m = app.model
-        if m.check_model_field and body.get("model") not in (None, m.served_name):
+        if m.check_model_field and body.get("model") not in (None, *m.names):
             self._error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
             return
         app.requests += 1

@@ -3,6 +3,7 @@ workers --headless) and the Ray executor (--distributed-executor-backend ray).""
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -77,6 +78,13 @@ class Plan:
     backend: str
     max_len: int
     unknown: list[str]
+    api_keys: tuple[str, ...] = ()
+
+
+def _api_keys(given: list[str]) -> tuple[str, ...]:
+    """vLLM's --api-key (several allowed), else the VLLM_API_KEY environment variable."""
+    env = os.environ.get("VLLM_API_KEY")
+    return tuple(given) if given else ((env,) if env else ())
 
 
 def parse(argv: list[str]) -> Plan | None:
@@ -102,6 +110,7 @@ def parse(argv: list[str]) -> Plan | None:
         headless=p.flag("--headless"),
         backend=p.get("--distributed-executor-backend") or ("mp" if nnodes > 1 or tp * pp > 1 else "uni"),
         max_len=p.get_int("--max-model-len", 8192),
+        api_keys=_api_keys(p.get_all("--api-key")),
         unknown=p.unknown,
     )
 
@@ -141,7 +150,15 @@ def run(plan: Plan, life: Lifecycle, log: Log) -> None:
     early = knob("STANDIN_EARLY_HTTP", "hang")
     app = None
     if not plan.headless:
-        served = ServedModel("vllm", plan.names[0], plan.model, plan.max_len, check_model_field=True)
+        served = ServedModel(
+            "vllm",
+            plan.names[0],
+            plan.model,
+            plan.max_len,
+            check_model_field=True,
+            aliases=tuple(plan.names[1:]),
+            api_keys=plan.api_keys,
+        )
         app = HttpApp(served, plan.host, plan.port, life, log, VERSION)
         life.expect(app.start(early))
     if plan.backend == "ray":
