@@ -8,6 +8,7 @@ never invents a CX7 subnet (give `--cx7-subnet`, or the step is skipped with a w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from sparkrun.core.events import Note, Warning
 from sparkrun.errors import HostError, InputError
 from sparkrun.hosts import parse_host_list
 from sparkrun.setup.cx7 import interfaces_of, suggest_subnets
+from sparkrun.setup.facts import HostFacts
 from sparkrun.setup.options import Prompts, SetupOptions
 from sparkrun.setup.report import CheckReport, SetupPlan, SetupResult, describe, merge_facts
 from sparkrun.setup.runner import HostSetup
@@ -72,11 +74,12 @@ class WizardResult:
         }
 
 
-def _cx7_skip(setup: HostSetup, sp_facts: dict[str, Any], options: SetupOptions) -> str | None:
-    if not any(interfaces_of(f) for f in sp_facts.values() if f.reached):
+def _cx7_skip(facts: Mapping[str, HostFacts], options: SetupOptions) -> str | None:
+    """Why the wizard leaves CX7 alone: nothing to configure, or addresses needed and no subnet to take them from."""
+    if not any(interfaces_of(f) for f in facts.values() if f.reached):
         return "no host has a CX7 (RDMA) interface with a link"
-    if not options.subnets and not suggest_subnets(sp_facts):
-        missing = [f.address for f in sp_facts.values() if f.reached and any(not p.addresses for p in f.ib if p.usable)]
+    if not options.subnets and not suggest_subnets(facts):
+        missing = [f.address for f in facts.values() if f.reached and any(not p.addresses for p in f.ib if p.usable)]
         if missing:
             return f"no CX7 subnet given (--cx7-subnet CIDR) and {', '.join(missing)} have no CX7 address"
     return None
@@ -90,7 +93,7 @@ def run_wizard(
     for action in WIZARD_STEPS:
         step = WizardStep(action)
         out.steps.append(step)
-        if action == "cx7" and (why := _cx7_skip(setup, facts, options)):
+        if action == "cx7" and (why := _cx7_skip(facts, options)):
             step.skipped = why
             setup.emit(Warning(f"cx7: skipped: {why}"))
             continue
