@@ -32,7 +32,8 @@ e2e: deps install
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 SHELL_SCRIPTS := scripts/*.sh scripts/testbed/lib/*.sh scripts/testbed/fake-nvidia-smi bench/*.sh .ci/run \
-	src/sparkrun/shell/*.sh src/sparkrun/shell/container/*.sh
+	src/sparkrun/shell/*.sh src/sparkrun/shell/container/*.sh \
+	$(filter-out %/netplan,$(wildcard scripts/testbed/hostbin/*))
 
 lint: install
 	$(BIN)/ruff check .
