@@ -9,6 +9,7 @@ import pty
 import select
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,14 @@ from e2e.cli import sparkrun
 from testbed.harness import Testbed
 
 SETUP_TIMEOUT = 600
+
+
+def own_connections(env: dict[str, str]) -> dict[str, str]:
+    """The environment with a control directory of its own: sparkrun's shared SSH connections outlive a command by
+    two minutes and keep the groups of their login, so a test starts with new logins (after the last test changed
+    the hosts' groups)."""
+    control = tempfile.mkdtemp(prefix="sr-setup-", dir="/tmp")  # short: a socket path has at most 107 bytes
+    return {**env, "SPARKRUN_SSH_CONTROL_DIR": control}
 
 
 def check(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:

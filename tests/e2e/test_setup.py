@@ -9,7 +9,7 @@ import json
 import pytest
 
 from e2e.cli import sparkrun
-from e2e.setup_helpers import SETUP_TIMEOUT, check, failing, lines_by_host
+from e2e.setup_helpers import SETUP_TIMEOUT, check, failing, lines_by_host, own_connections
 from testbed.harness import USER, SetState, Testbed
 
 pytestmark = pytest.mark.e2e
@@ -19,6 +19,7 @@ CX7_SUBNET = "10.213.0.160/28"  # inside the testbed's subnet, on the CX7 fabric
 def test_a_prepared_cluster_passes_every_check_as_root_and_as_the_user(
     testbed: Testbed, sparkrun_env: dict[str, str], spark_cluster: str
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     for cluster in ("testbed", spark_cluster):
         code, report = check(sparkrun_env, "--cluster", cluster)
         assert code == 0 and report["ok"], failing(report)
@@ -30,6 +31,7 @@ def test_a_prepared_cluster_passes_every_check_as_root_and_as_the_user(
 def test_check_reports_every_unprepared_state_with_its_fix_and_fix_repairs_what_is_safe(
     testbed: Testbed, sparkrun_env: dict[str, str], spark_cluster: str, host_state: SetState
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     h1, h2, h3, h4 = testbed.hosts[:4]
     host_state(h1, docker_group=False, earlyoom=False)
     host_state(h2, hf_cache="root-owned", mesh=False)
@@ -85,6 +87,7 @@ def test_check_reports_every_unprepared_state_with_its_fix_and_fix_repairs_what_
 def test_named_commands_show_a_plan_repair_once_and_then_change_nothing(
     testbed: Testbed, sparkrun_env: dict[str, str], spark_cluster: str, host_state: SetState
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     h1, h2, h3, h4 = testbed.hosts[:4]
     host_state(h1, docker_group=False)
     host_state(h2, earlyoom=False)
@@ -125,6 +128,7 @@ def test_named_commands_show_a_plan_repair_once_and_then_change_nothing(
 def test_clear_cache_drops_the_page_cache_on_every_host(
     testbed: Testbed, sparkrun_env: dict[str, str], spark_cluster: str
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     plan = sparkrun(sparkrun_env, "setup", "clear-cache", "--cluster", spark_cluster, "-n")
     assert plan.returncode == 0 and plan.stdout.count("drop the page cache (with sudo)") == len(testbed.hosts)
     r = sparkrun(sparkrun_env, "setup", "clear-cache", "--cluster", spark_cluster, timeout=SETUP_TIMEOUT)
@@ -135,6 +139,7 @@ def test_clear_cache_drops_the_page_cache_on_every_host(
 def test_an_unreachable_host_fails_its_ssh_line_and_the_others_are_still_checked(
     testbed: Testbed, sparkrun_env: dict[str, str]
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     hosts = f"{testbed.hosts[0]},10.213.0.201"
     r = sparkrun(sparkrun_env, "setup", "check", "--cluster", "testbed", "-H", hosts, "--json", timeout=SETUP_TIMEOUT)
     data = json.loads(r.stdout)

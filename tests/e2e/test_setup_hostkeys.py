@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from e2e.cli import ok, sparkrun
-from e2e.setup_helpers import check, lines_by_host, on_terminal
+from e2e.setup_helpers import check, lines_by_host, on_terminal, own_connections
 from testbed.harness import Testbed
 
 pytestmark = pytest.mark.e2e
@@ -37,6 +37,7 @@ def fresh(testbed: Testbed, sparkrun_env: dict[str, str], tmp_path: Path) -> Pat
 def test_an_unknown_host_key_fails_the_check_and_names_setup_ssh(
     testbed: Testbed, sparkrun_env: dict[str, str], fresh: Path
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     code, report = check(sparkrun_env, "--cluster", "fresh")
     lines = lines_by_host(report)
     assert code == 4
@@ -49,6 +50,7 @@ def test_an_unknown_host_key_fails_the_check_and_names_setup_ssh(
 def test_a_scanned_key_is_never_recorded_without_confirmation(
     testbed: Testbed, sparkrun_env: dict[str, str], fresh: Path
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     h1, h2 = testbed.hosts[:2]
     r = sparkrun(sparkrun_env, "setup", "ssh", "--cluster", "fresh", timeout=300)
     assert r.returncode == 4 and fresh.read_text() == ""
@@ -65,6 +67,7 @@ def test_a_scanned_key_is_never_recorded_without_confirmation(
 def test_named_fingerprints_are_recorded_and_the_hosts_then_pass(
     testbed: Testbed, sparkrun_env: dict[str, str], fresh: Path
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     h1, h2 = testbed.hosts[:2]
     accept = [arg for h in (h1, h2) for arg in ("--accept-host-key", fingerprint_of(testbed, h))]
     r = sparkrun(sparkrun_env, "setup", "ssh", "--cluster", "fresh", *accept, timeout=300)
@@ -80,6 +83,7 @@ def test_named_fingerprints_are_recorded_and_the_hosts_then_pass(
 def test_on_a_terminal_the_fingerprint_is_shown_and_confirmed(
     testbed: Testbed, sparkrun_env: dict[str, str], fresh: Path
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     h1 = testbed.hosts[0]
     ok(sparkrun_env, "cluster", "update", "fresh", "-H", h1)
     code, shown, prompts = on_terminal(sparkrun_env, ["setup", "ssh", "--cluster", "fresh"], {"Record these keys": "y"})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from e2e.cli import sparkrun
-from e2e.setup_helpers import check, failing, files_containing, on_terminal, process_lists
+from e2e.setup_helpers import check, failing, files_containing, on_terminal, own_connections, process_lists
 from testbed.harness import USER, SetState, Testbed
 
 pytestmark = pytest.mark.e2e
@@ -19,6 +19,7 @@ pytestmark = pytest.mark.e2e
 def test_a_password_is_asked_once_per_host_and_appears_in_no_output_log_or_process_list(
     testbed: Testbed, sparkrun_env: dict[str, str], spark_cluster: str, host_state: SetState
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     secret = f"tb-{secrets.token_hex(6)}"
     h1, h2 = testbed.hosts[:2]
     for host in (h1, h2):
@@ -42,6 +43,7 @@ def test_a_password_is_asked_once_per_host_and_appears_in_no_output_log_or_proce
 def test_a_refused_password_changes_nothing_and_says_so(
     testbed: Testbed, sparkrun_env: dict[str, str], spark_cluster: str, host_state: SetState
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     h1 = testbed.hosts[0]
     host_state(h1, sudo="password", password="the-right-one", docker_group=False)
     args = ["setup", "docker-group", "--cluster", spark_cluster]
@@ -54,6 +56,7 @@ def test_a_refused_password_changes_nothing_and_says_so(
 def test_without_a_terminal_a_needed_password_is_an_error_before_any_change(
     testbed: Testbed, sparkrun_env: dict[str, str], spark_cluster: str, host_state: SetState
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     h1 = testbed.hosts[0]
     host_state(h1, sudo="password", password="pw-1", earlyoom=False)
     r = sparkrun(sparkrun_env, "setup", "earlyoom", "--cluster", spark_cluster, timeout=300)

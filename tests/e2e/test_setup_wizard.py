@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from e2e.cli import IMAGE, ok, run_json, sparkrun
-from e2e.setup_helpers import check, failing
+from e2e.setup_helpers import check, failing, own_connections
 from testbed.harness import USER, SetState, Testbed
 
 pytestmark = pytest.mark.e2e
@@ -22,6 +22,7 @@ UNPREPARED = {"docker_group": False, "mesh": False, "hf_cache": "root-owned", "e
 def test_the_wizard_takes_three_unprepared_hosts_to_a_passing_check_and_a_run(
     testbed: Testbed, sparkrun_env: dict[str, str], host_state: SetState
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     hosts = testbed.hosts[:3]
     for host in hosts:
         host_state(host, **UNPREPARED)  # type: ignore[arg-type]
@@ -54,6 +55,7 @@ def test_the_wizard_takes_three_unprepared_hosts_to_a_passing_check_and_a_run(
 def test_the_wizard_creates_a_new_cluster_and_makes_it_the_default(
     testbed: Testbed, sparkrun_env: dict[str, str]
 ) -> None:
+    sparkrun_env = own_connections(sparkrun_env)
     h1 = testbed.hosts[0]
     config = Path(sparkrun_env["SPARKRUN_CONFIG_DIR"])
     plan = sparkrun(sparkrun_env, "setup", "wizard", "--cluster", "newlab", "-H", h1, "-u", USER, "--dry-run")

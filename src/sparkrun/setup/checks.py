@@ -102,6 +102,9 @@ def check_tools(f: HostFacts, ctx: Context) -> CheckLine:
 
 
 def check_docker(f: HostFacts, ctx: Context) -> CheckLine:
+    if f.docker == "ok" and f.uid != 0 and "docker" in f.groups and not f.docker_member:
+        detail = f"usable only through an older login: {f.user} is no longer in group docker"
+        return _line(f, "docker", "fail", detail, ctx.origin.command("docker-group"), "docker-group")
     if f.docker == "ok":
         return _line(f, "docker", "ok", f"Docker {f.docker_detail}, usable by {f.user} without sudo")
     if f.docker == "denied":

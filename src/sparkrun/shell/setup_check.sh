@@ -49,7 +49,9 @@ else
 fi
 
 # ---- docker and the GPU ----------------------------------------------------------------------------------------
-if getent group docker 2>/dev/null | awk -F: -v u="$me" '{ n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) f = 1 } END { exit !f }'; then
+# In group docker for a new login (`id -nG USER` reads the group database; plain `id -nG` is this login's groups,
+# which a shared SSH connection keeps from before a change).
+if id -nG "$me" 2>/dev/null | tr ' ' '\n' | grep -qx docker; then
   sr_emit docker_member yes
 else
   sr_emit docker_member no

@@ -195,6 +195,21 @@ def test_the_json_report_is_stable() -> None:
     ]
 
 
+def test_docker_that_works_only_through_an_older_login_fails_and_docker_group_repairs_it() -> None:
+    """A shared SSH connection keeps the groups of its login: after the user left group docker it still works there,
+    but a new login (every later command's) would not have it."""
+    fake = FakeHosts(**{"10_0_0_11": {"docker_member": "no"}})  # this login: "spark sudo docker"
+    setup, _seen = make_setup(fake)
+    line = lines_of(setup.check(SetupOptions()), H1)["docker"]
+    assert line.status == "fail" and "no longer in group docker" in line.detail  # type: ignore[attr-defined]
+    assert line.fix == "sparkrun setup docker-group --cluster lab"  # type: ignore[attr-defined]
+    plan = setup.plan("docker-group", SetupOptions())
+    assert [(s.host.address, s.phase) for s in plan.plan.steps if not s.noop] == [
+        (H1, "docker-group"),
+        ("localhost", "reconnect"),
+    ]
+
+
 def test_sudo_that_needs_a_password_is_a_warning_not_a_failure() -> None:
     setup, _seen = make_setup(FakeHosts(**{"10_0_0_11": {"sudo": "password sudo: a password is required"}}))
     report = setup.check(SetupOptions())
