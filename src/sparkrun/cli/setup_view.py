@@ -44,7 +44,7 @@ def plan_text(app: AppContext, sp: SetupPlan) -> None:
 
 def result_line(app: AppContext, result: SetupResult) -> None:
     changed = result.changed_hosts
-    ran = {e.step.host.address for e in result.finished if e.step.host.address not in ("localhost",)}
+    ran = {e.step.host.address for e in result.finished if not e.step.host.local}
     same = sorted(ran - set(changed))
     parts = [f"changed {len(changed)} host(s)" + (f" ({', '.join(changed)})" if changed else "")]
     if same:

@@ -130,12 +130,17 @@ def check_gpu(f: HostFacts, ctx: Context) -> CheckLine:
     return _line(f, "gpu", "fail", f"no GPU in a container: {cause}{host_gpu}", fix)
 
 
+def size_text(kib: int) -> str:
+    return f"{kib / GIB:.1f} GiB" if kib >= GIB else f"{kib / 1024:.0f} MiB"
+
+
 def check_disk(f: HostFacts, ctx: Context) -> CheckLine:
     d = f.disk
     if d is None or not d.size_kib:
         return _line(f, "disk", "skip", "the cache filesystem could not be read")
     free = d.avail_kib / GIB
-    detail = f"{free:.1f} GiB free of {d.size_kib / GIB:.1f} GiB ({d.used_percent:.0f}% used) on {d.mount} ({d.fstype})"
+    used = f"{d.used_percent:.0f}% used"
+    detail = f"{size_text(d.avail_kib)} free of {size_text(d.size_kib)} ({used}) on {d.mount} ({d.fstype})"
     fix = f"free space on {d.mount}: `du -sh {f.cache_path}/hub/*` lists the cached models by size"
     if free < ctx.limits.min_free_gib:
         return _line(f, "disk", "fail", detail + f", below {ctx.limits.min_free_gib:g} GiB", fix)
@@ -188,7 +193,8 @@ def check_cx7(f: HostFacts, ctx: Context) -> CheckLine:
 
 def check_earlyoom(f: HostFacts, ctx: Context) -> CheckLine:
     if f.earlyoom_installed and f.earlyoom_active:
-        return _line(f, "earlyoom", "ok", "running" + (f" ({f.earlyoom_args})" if f.earlyoom_args else ""))
+        args = f.earlyoom_args if len(f.earlyoom_args) <= 40 else f.earlyoom_args[:39] + "…"
+        return _line(f, "earlyoom", "ok", "running" + (f" ({args})" if args else ""))
     detail = "installed but not running" if f.earlyoom_installed else "not installed (an OOM can hang a DGX Spark)"
     return _line(f, "earlyoom", "fail", detail, ctx.origin.command("earlyoom"), "earlyoom")
 

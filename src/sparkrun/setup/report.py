@@ -117,8 +117,13 @@ class SetupResult:
 
     @property
     def changed_hosts(self) -> list[str]:
-        hosts = [e.step.host.address for e in self.finished if e.result is not None and e.result.output.all("changed")]
-        return list(dict.fromkeys(hosts))
+        """The cluster's hosts where something changed (not this machine's own steps), first change first."""
+        hosts = [
+            e.step.host.address
+            for e in self.finished
+            if e.result is not None and e.result.output.all("changed") and not e.step.host.local
+        ]
+        return sorted(set(hosts), key=hosts.index)
 
     def to_json(self) -> dict[str, Any]:
         return {
