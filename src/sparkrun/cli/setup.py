@@ -32,7 +32,7 @@ def setup() -> None:
 setup.add_command(plugins, "plugins")
 
 
-@setup.command("check")
+@setup.command("check", short_help="Check every host in one read-only round trip; name each fix.")
 @hosts_options
 @click.option("-u", "--user", help="SSH user on the hosts (instead of the cluster's).")
 @json_option
@@ -63,7 +63,7 @@ def _act(app: AppContext, action: str, kw: dict[str, Any]) -> None:
     setup_flow.act(app, where, user, action, setup_flow.options(kw), dry_run=dry_run, as_json=as_json)
 
 
-@setup.command("ssh")
+@setup.command("ssh", short_help="SSH keys and host keys among the hosts (the mesh).")
 @_common
 @click.option("--accept-host-key", "accept_host_keys", multiple=True, metavar="SHA256:...", help="Accept this key.")
 @click.option("--discover-ips/--no-discover-ips", default=True, help="Also record host keys under the hosts' IPs.")
@@ -75,7 +75,7 @@ def ssh(app: AppContext, /, **kw: Any) -> None:
     _act(app, "ssh", kw)
 
 
-@setup.command("docker-group")
+@setup.command("docker-group", short_help="Add the SSH user to group docker.")
 @_common
 @pass_app
 def docker_group(app: AppContext, /, **kw: Any) -> None:
@@ -83,7 +83,7 @@ def docker_group(app: AppContext, /, **kw: Any) -> None:
     _act(app, "docker-group", kw)
 
 
-@setup.command("earlyoom")
+@setup.command("earlyoom", short_help="Install, configure and start earlyoom.")
 @_common
 @click.option("--prefer", metavar="REGEX", help="Process names earlyoom kills first (default: inference engines).")
 @click.option("--avoid", metavar="REGEX", help="Process names earlyoom spares (default: sshd, dockerd, ...).")
@@ -93,7 +93,7 @@ def earlyoom(app: AppContext, /, **kw: Any) -> None:
     _act(app, "earlyoom", kw)
 
 
-@setup.command("fix-permissions")
+@setup.command("fix-permissions", short_help="Make the SSH user own the Hugging Face cache.")
 @_common
 @click.option("--cache-dir", help="Hugging Face cache on the hosts (default: the cluster's, ~/.cache/huggingface).")
 @pass_app
@@ -102,7 +102,7 @@ def fix_permissions(app: AppContext, /, **kw: Any) -> None:
     _act(app, "fix-permissions", kw)
 
 
-@setup.command("clear-cache")
+@setup.command("clear-cache", short_help="Drop the page cache on every host.")
 @_common
 @pass_app
 def clear_cache(app: AppContext, /, **kw: Any) -> None:
@@ -110,7 +110,7 @@ def clear_cache(app: AppContext, /, **kw: Any) -> None:
     _act(app, "clear-cache", kw)
 
 
-@setup.command("cx7")
+@setup.command("cx7", short_help="CX7 addresses and MTU 9000, saved with netplan.")
 @_common
 @click.option("--subnet", "subnets", multiple=True, metavar="CIDR", help="Subnet for CX7 interface 1, 2, ... in order.")
 @click.option("--subnet1", hidden=True, help="Subnet for the first CX7 interface (same as the first --subnet).")
@@ -125,7 +125,7 @@ def cx7(app: AppContext, /, **kw: Any) -> None:
     _act(app, "cx7", kw)
 
 
-@setup.command("wizard")
+@setup.command("wizard", short_help="Prepare a new or named cluster step by step, then check.")
 @hosts_options
 @click.option("-u", "--user", help="SSH user for a new cluster (or instead of the cluster's).")
 @click.option("--ssh-key", "identity_file", help="SSH private key for a new cluster.")
