@@ -93,8 +93,8 @@ def _execute(args: argparse.Namespace, work: Path) -> tuple[list[Row], Context, 
         recipes = [r for r in recipes if any(text in r.ref for text in args.only)]
     settings = RunSettings(args.image, args.startup_seconds, args.timeout)
     _say(f"{len(recipes)} recipes from {len(set(names.values()))} repositories; waiting for the test cluster")
-    started = time.monotonic()
     with using_test_cluster(args.state_dir, args.hosts, work / "config", args.wait) as cluster:
+        started = time.monotonic() - cluster.up_seconds
         before = cluster.job_containers()
         if before:
             raise ClusterError(f"the test cluster is not clean before the run: {'; '.join(before[:5])}")

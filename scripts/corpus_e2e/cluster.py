@@ -32,6 +32,7 @@ class Cluster:
     state_dir: Path
     hosts: list[str]
     owned: bool  # this run brought it up (and takes it down)
+    up_seconds: float = 0.0  # how long `testbed.sh up` took (after the wait for the locks)
 
     def docker_socket(self, host: str) -> Path:
         index = int(host.rsplit(".", 1)[-1]) - 10
@@ -102,10 +103,12 @@ def using_test_cluster(state_dir: Path, size: int, config_dir: Path, wait_s: flo
     cluster: Cluster | None = None
     try:
         was_up = testbed(state_dir, "running").stdout.split()
+        began = time.monotonic()
         up = testbed(state_dir, "up", str(size))
         if up.returncode != 0:
             raise ClusterError(f"scripts/testbed.sh up {size} failed (exit {up.returncode}): {up.stderr[-2000:]}")
-        cluster = Cluster(state_dir, (state_dir / "hosts").read_text().split()[:size], owned=not was_up)
+        hosts = (state_dir / "hosts").read_text().split()[:size]
+        cluster = Cluster(state_dir, hosts, owned=not was_up, up_seconds=time.monotonic() - began)
         written = testbed(state_dir, "cluster-file", str(config_dir))
         if written.returncode != 0:
             raise ClusterError(f"scripts/testbed.sh cluster-file failed: {written.stderr.strip()[-500:]}")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from corpus_e2e.classify import REASONS, Verdict
+from corpus_e2e.classify import KNOWN_DEFECTS, REASONS, Verdict
 from corpus_e2e.registries import CorpusRecipe
 
 
@@ -26,7 +26,7 @@ class Context:
     image: str
     startup_seconds: float
     timeout_s: float
-    total_s: float
+    total_s: float  # with the cluster: bring-up, every recipe, the final check
     unlisted: tuple[str, ...] = ()
 
 
@@ -63,7 +63,7 @@ def _recipe_table(rows: Sequence[Row]) -> list[str]:
         nodes = f"{row.recipe.nodes} (used {row.hosts})" if row.hosts else row.recipe.nodes
         out.append(
             f"| `{row.recipe.ref}` | {row.recipe.runtime} | {nodes} | {result} | {row.seconds:.1f} | "
-            f"{_cell(row.verdict.line)} |"
+            f"{_cell(row.verdict.what or row.verdict.line)} |"
         )
     return out
 
@@ -89,8 +89,8 @@ def markdown(rows: Sequence[Row], ctx: Context) -> str:
         "",
         f"{len(rows)} recipes from {repos} repositories ({regs} registries) run for real on {ctx.hosts} test hosts "
         f"with `--image {ctx.image}` (`STANDIN_STARTUP_SECONDS={ctx.startup_seconds:g}`, cap {ctx.timeout_s:g} s "
-        f"per recipe): {ctx.total_s:.0f} s in all, per recipe median {statistics.median(seconds):.1f} s, "
-        f"max {max(seconds):.1f} s.",
+        f"per recipe): {ctx.total_s:.0f} s with the cluster (up, runs, checks); per recipe median "
+        f"{statistics.median(seconds):.1f} s, max {max(seconds):.1f} s.",
         "",
         *_counts_table(rows),
         "",
@@ -105,6 +105,10 @@ def markdown(rows: Sequence[Row], ctx: Context) -> str:
         "## Expected reasons",
         "",
         *[f"- `{r.code}` ({r.title}): {r.why}" for r in REASONS],
+        "",
+        "Known recipe defects (`recipe-defect`):",
+        "",
+        *[f"- `{key}`: {d.why}" for key, d in sorted(KNOWN_DEFECTS.items())],
     ]
     return "\n".join(head) + "\n"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpus_e2e.classify import RunRecord, parse_error
+from corpus_e2e.classify import KNOWN_DEFECTS, RunRecord, parse_error
 from corpus_e2e.cluster import Cluster
 from corpus_e2e.registries import CorpusRecipe, sparkrun
 
@@ -91,6 +92,21 @@ def hosts_used(stdout: str) -> int | None:
     return len(hosts) if isinstance(hosts, list) else None
 
 
+def hook_texts(recipe: CorpusRecipe, env: Mapping[str, str], cwd: Path) -> tuple[tuple[str, str], ...]:
+    """(label, command) of the recipe's container hooks, from its dry-run plan (no connection)."""
+    plan = sparkrun(env, cwd, "run", recipe.ref, "--dry-run", "--json", "--cluster", CLUSTER_NAME)
+    try:
+        data = json.loads(plan.stdout)
+    except json.JSONDecodeError:
+        return ()
+    hooks = [h for rank in data.get("ranks") or [] for h in rank.get("pre_hooks") or []]
+    hooks += data.get("post_exec") or []
+    return tuple((str(h.get("label")), str(h.get("command"))) for h in hooks if isinstance(h, dict))
+
+
+_HOOK_FAILED = re.compile(r"^error: \S+: (pre|post)_exec\[\d+\]: ", re.M)
+
+
 def run_recipe(
     recipe: CorpusRecipe, settings: RunSettings, env: Mapping[str, str], cwd: Path, cluster: Cluster
 ) -> RunRecord:
@@ -104,8 +120,19 @@ def run_recipe(
         if stopped.returncode != 0:
             failure = parse_error(stopped.stderr)
             stop_error = f"exit {stopped.returncode}: {failure.line if failure else stopped.stderr.strip()[-300:]}"
+    hooks = hook_texts(recipe, env, cwd) if _HOOK_FAILED.search(err) else ()
     left = cluster.job_containers()
     if left:  # clean up so that the next recipe starts from an empty cluster
         sparkrun(env, cwd, "stop", "--all", "--cluster", CLUSTER_NAME)
         cluster.remove_job_containers()
-    return RunRecord(code, out, err, seconds, timed_out=code is None, leftovers=tuple(left), stop_error=stop_error)
+    return RunRecord(
+        code,
+        out,
+        err,
+        seconds,
+        timed_out=code is None,
+        leftovers=tuple(left),
+        stop_error=stop_error,
+        hooks=hooks,
+        known_defect=KNOWN_DEFECTS.get(f"{recipe.repository}/{recipe.relpath}"),
+    )

@@ -7,7 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from corpus_e2e.classify import REASON_CODES, REASONS, RunRecord, Verdict, classify, parse_error
+from corpus_e2e.classify import (
+    KNOWN_DEFECTS,
+    REASON_CODES,
+    REASONS,
+    KnownDefect,
+    RunRecord,
+    Verdict,
+    classify,
+    parse_error,
+)
 
 README = Path(__file__).resolve().parents[3] / "recipes" / "README.md"
 
@@ -42,9 +51,9 @@ UNKNOWN_RUNTIME = (
 )
 
 
-def pre_exec_failure(status: int, output: str) -> str:
+def pre_exec_failure(status: int, output: str, label: str = "pre_exec[1]") -> str:
     return (
-        f"starting sparkrun_0b9a_head@10.213.0.11\nerror: 10.213.0.11: pre_exec[1]: exited with status {status}\n"
+        f"starting sparkrun_0b9a_head@10.213.0.11\nerror: 10.213.0.11: {label}: exited with status {status}\n"
         + "".join(f"  | {line}\n" for line in output.splitlines())
         + "hint: see the hook's output above\n"
     )
@@ -88,23 +97,71 @@ def test_exit_0_without_a_ready_job_is_unexpected() -> None:
             "node-range",
         ),
         (3, UNKNOWN_RUNTIME, "unknown-runtime"),
-        (5, pre_exec_failure(127, "bash: line 7: curl: command not found"), "pre-exec-tool"),
+        (5, pre_exec_failure(127, "bash: line 7: curl: command not found"), "hook-needs-real-engine"),
         (
             5,
             pre_exec_failure(127, "bash: line 10: /opt/vllm/.venv/bin/python: No such file or directory"),
-            "pre-exec-tool",
+            "hook-needs-real-engine",
         ),
     ],
 )
 def test_each_documented_failure_is_expected_with_its_reason(code: int, stderr: str, reason: str) -> None:
     verdict = failed(code, stderr)
     assert (verdict.status, verdict.reason) == ("expected", reason)
-    assert verdict.line.startswith(parse_error(stderr).line)  # type: ignore[union-attr]
+    assert verdict.line == parse_error(stderr).line  # type: ignore[union-attr]
+    assert verdict.what
 
 
 def test_the_missing_program_is_named() -> None:
     verdict = failed(5, pre_exec_failure(127, "+ mkdir -p /x\nbash: line 7: curl: command not found"))
-    assert verdict.line.endswith("[curl]")
+    assert verdict.what == "pre_exec[1]: curl: not in the stand-in image"
+
+
+def test_a_post_exec_hook_calling_a_program_the_image_lacks_is_expected() -> None:
+    verdict = failed(5, pre_exec_failure(127, "bash: line 1: curl: command not found", label="post_exec[0]"))
+    assert (verdict.status, verdict.reason) == ("expected", "hook-needs-real-engine")
+
+
+SHA_HOOK = (
+    "echo 'abc0d2 /cache/huggingface/hub/models--deepseek-ai--DeepSeek-V4-Flash-0731/snapshots/9e16/enc.py' "
+    "| sha256sum -c -"
+)
+
+
+def test_a_hook_that_reads_the_models_files_fails_as_expected_whatever_its_status() -> None:
+    stderr = pre_exec_failure(1, "sha256sum: WARNING: 1 of 1 computed checksums did NOT match")
+    verdict = classify(RunRecord(5, "", stderr, 5.3, hooks=(("pre_exec[0]", "mkdir -p /x"), ("pre_exec[1]", SHA_HOOK))))
+    assert (verdict.status, verdict.reason) == ("expected", "hook-needs-real-engine")
+    assert "models--deepseek-ai--DeepSeek-V4-Flash-0731" in verdict.what
+
+
+def test_the_model_path_must_be_in_the_hook_that_failed() -> None:
+    stderr = pre_exec_failure(1, "sha256sum: WARNING: 1 of 1 computed checksums did NOT match")
+    record = RunRecord(5, "", stderr, 5.3, hooks=(("pre_exec[0]", SHA_HOOK), ("pre_exec[1]", "false")))
+    assert classify(record).status == "unexpected"
+
+
+EAGLE = "styles01+sparkrun-recipes/recipes/qwen-38-27b-nvfp4-eagle-sglang.yaml"
+ENGINE_USAGE = (
+    "error: 10.213.0.11: start: the engine exited during start-up (exited 2)\n"
+    "  | usage: launch_server.py [-h] --model-path MODEL_PATH [options]\n"
+    "  | launch_server.py: error: unrecognized arguments: RadixArk/Qwen3.8-27B-NVFP4\n"
+    "hint: the engine's log is above\n"
+)
+
+
+def test_a_known_recipe_defect_is_expected_only_with_its_exact_error() -> None:
+    defect = KNOWN_DEFECTS[EAGLE]
+    verdict = classify(RunRecord(5, "", ENGINE_USAGE, 3.5, known_defect=defect))
+    assert (verdict.status, verdict.reason, verdict.what) == ("expected", "recipe-defect", defect.expect)
+    other = ENGINE_USAGE.replace("RadixArk/Qwen3.8-27B-NVFP4", "--other")
+    assert classify(RunRecord(5, "", other, 3.5, known_defect=defect)).status == "unexpected"
+    assert classify(RunRecord(5, "", ENGINE_USAGE, 3.5)).status == "unexpected"  # not listed: unexpected
+
+
+def test_a_listed_defect_that_became_ready_is_unexpected_so_the_list_stays_true() -> None:
+    verdict = classify(RunRecord(0, READY_JSON, PROGRESS, 3.1, known_defect=KnownDefect("x", "y")))
+    assert verdict.status == "unexpected" and "KNOWN_DEFECTS" in verdict.line
 
 
 @pytest.mark.parametrize(
@@ -166,3 +223,4 @@ def test_reason_codes_are_unique_and_each_is_documented_in_the_recipe_readme() -
     assert len(set(REASON_CODES)) == len(REASONS)
     text = README.read_text()
     assert [code for code in REASON_CODES if f"`{code}`" not in text] == []
+    assert [key for key in KNOWN_DEFECTS if f"`{key}`" not in text] == []
