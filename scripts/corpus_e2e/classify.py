@@ -102,6 +102,7 @@ class RunRecord:
     stop_error: str | None = None  # `sparkrun stop JOB` after ready failed
     hooks: tuple[tuple[str, str], ...] = ()  # (label, command) of the recipe's container hooks, when one failed
     known_defect: KnownDefect | None = None
+    unknown_flags: tuple[str, ...] = ()  # flags the stand-ins accepted with a warning (a ready job's logs)
 
 
 @dataclass(frozen=True)

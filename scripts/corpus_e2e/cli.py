@@ -65,7 +65,7 @@ def _run_all(
     for i, recipe in enumerate(recipes, 1):
         record = run_recipe(recipe, settings, env, work, cluster)
         verdict = classify(record)
-        rows.append(Row(recipe, verdict, record.seconds, hosts_used(record.stdout)))
+        rows.append(Row(recipe, verdict, record.seconds, hosts_used(record.stdout), record.unknown_flags))
         mark = column(verdict) if verdict.status != "unexpected" else f"UNEXPECTED: {verdict.line}"
         _say(f"{i}/{len(recipes)} {recipe.ref}: {mark} ({record.seconds:.1f}s)")
     return rows

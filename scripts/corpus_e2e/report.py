@@ -18,6 +18,7 @@ class Row:
     verdict: Verdict
     seconds: float
     hosts: int | None = None  # hosts the job used (ready runs)
+    unknown_flags: tuple[str, ...] = ()  # flags the stand-ins accepted with a warning
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,13 @@ def _unexpected(rows: Sequence[Row], unlisted: Sequence[str]) -> list[str]:
     return out
 
 
+def _unknown_flags(rows: Sequence[Row]) -> list[str]:
+    listed = [r for r in sorted(rows, key=lambda r: r.recipe.ref) if r.unknown_flags]
+    if not listed:
+        return ["None."]
+    return [f"- `{r.recipe.ref}`: " + ", ".join(f"`{f}`" for f in r.unknown_flags) for r in listed]
+
+
 def markdown(rows: Sequence[Row], ctx: Context) -> str:
     seconds = [r.seconds for r in rows] or [0.0]
     repos = len({r.recipe.repository for r in rows})
@@ -101,6 +109,13 @@ def markdown(rows: Sequence[Row], ctx: Context) -> str:
         "## Recipes",
         "",
         *_recipe_table(rows),
+        "",
+        "## Flags the stand-ins did not know",
+        "",
+        "Accepted with a warning, as the engine release a recipe's image ships may have them (the stand-ins parse "
+        "the flag lists of one release; sparkrun's own flags are checked strictly by its unit tests):",
+        "",
+        *_unknown_flags(rows),
         "",
         "## Expected reasons",
         "",
@@ -131,6 +146,7 @@ def as_json(rows: Sequence[Row], ctx: Context) -> dict[str, Any]:
                 "runtime": r.recipe.runtime,
                 "nodes": r.recipe.nodes,
                 "hosts_used": r.hosts,
+                "unknown_flags": list(r.unknown_flags),
                 "status": r.verdict.status,
                 "reason": r.verdict.reason,
                 "line": r.verdict.line,

@@ -104,6 +104,16 @@ def hook_texts(recipe: CorpusRecipe, env: Mapping[str, str], cwd: Path) -> tuple
     return tuple((str(h.get("label")), str(h.get("command"))) for h in hooks if isinstance(h, dict))
 
 
+_UNKNOWN_FLAG = re.compile(r"unrecognized argument (--?[^\s:=]+)[^:]*: not in (.+?)'s flag list")
+
+
+def unknown_flags(job: str, env: Mapping[str, str], cwd: Path) -> tuple[str, ...]:
+    """Flags the stand-in engines accepted with a warning (not in their release's list), from every rank's log."""
+    logs = sparkrun(env, cwd, "logs", job, "--all-sources", "-n", "all")
+    found = {f"{m.group(1)} ({m.group(2)})" for m in _UNKNOWN_FLAG.finditer(logs.stdout + logs.stderr)}
+    return tuple(sorted(found))
+
+
 _HOOK_FAILED = re.compile(r"^error: \S+: (pre|post)_exec\[\d+\]: ", re.M)
 
 
@@ -115,7 +125,9 @@ def run_recipe(
     seconds = time.monotonic() - started
     stop_error = None
     job = _job_id(out) if code == 0 else None
+    flags: tuple[str, ...] = ()
     if job is not None:
+        flags = unknown_flags(job, env, cwd)
         stopped = sparkrun(env, cwd, "stop", job)
         if stopped.returncode != 0:
             failure = parse_error(stopped.stderr)
@@ -135,4 +147,5 @@ def run_recipe(
         stop_error=stop_error,
         hooks=hooks,
         known_defect=KNOWN_DEFECTS.get(f"{recipe.repository}/{recipe.relpath}"),
+        unknown_flags=flags,
     )
