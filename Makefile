@@ -37,7 +37,8 @@ corpus-e2e: deps install
 	$(BIN)/python scripts/corpus-e2e.py $(CORPUS_E2E_ARGS)
 
 SHELL_SCRIPTS := scripts/*.sh scripts/testbed/lib/*.sh scripts/testbed/fake-nvidia-smi bench/*.sh .ci/run \
-	src/sparkrun/shell/*.sh src/sparkrun/shell/container/*.sh
+	src/sparkrun/shell/*.sh src/sparkrun/shell/container/*.sh \
+	$(filter-out %/netplan,$(wildcard scripts/testbed/hostbin/*))
 
 lint: install
 	$(BIN)/ruff check .

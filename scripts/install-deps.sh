@@ -5,7 +5,10 @@
 # still run (the end-to-end tests then skip with a one-line reason).
 set -euo pipefail
 
-packages=(openssh-server openssh-client docker.io rsync busybox-static iproute2 iptables shellcheck hyperfine time curl git python3 util-linux procps chromium chromium-driver fonts-dejavu-core)
+# sudo, python3-yaml, docker-registry: the test cluster's host states (sudo on the hosts, the netplan stand-in) and
+# its image registry
+packages=(openssh-server openssh-client docker.io rsync busybox-static iproute2 iptables shellcheck hyperfine time curl git
+  python3 python3-yaml util-linux procps sudo docker-registry chromium chromium-driver fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -23,4 +26,9 @@ echo "install-deps: installing ${missing[*]}" >&2
 if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The package's own service (all interfaces, port 5000) is not wanted: scripts/testbed.sh runs its own registry
+# on the testbed's address, only while the testbed is up.
+if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi

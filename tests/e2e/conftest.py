@@ -12,6 +12,13 @@ on top of the isolated HOME from ``tests/conftest.py``: the ``testbed`` cluster 
 ``~/.ssh/config`` with ``Include <testbed ssh_config>``, and an ``ssh`` wrapper first on PATH that passes
 ``-F ~/.ssh/config`` (OpenSSH reads the config of the passwd home, not of $HOME, so without it the isolated
 config would be ignored).
+
+``host_state`` (function): ``host_state(host, docker_group=False, sudo="password", password="pw", ...)`` puts a
+running host into an unprepared state for real (``Testbed.set_state``; scripts/testbed/README.md "Host states");
+every host it touched gets its previous state back after the test, whatever the test did on it.
+
+``spark_cluster`` (function): the name of a cluster (``testbed-spark``) in ``sparkrun_env``'s config dir that connects
+as the hosts' non-root user ``spark`` instead of root.
 """
 
 from __future__ import annotations
@@ -27,9 +34,12 @@ from typing import IO
 
 import pytest
 
-from testbed.harness import Testbed, find_leftovers
+from testbed.harness import USER, SetState, StateValue, Testbed, find_leftovers
 
-REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "dockerd", "docker", "sshd", "ssh", "ssh-keygen", "busybox", "flock")
+REQUIRED_TOOLS = (
+    *("ip", "nsenter", "unshare", "dockerd", "docker", "sshd", "ssh", "ssh-keygen", "busybox", "flock"),
+    *("sudo", "useradd", "docker-registry"),
+)
 
 
 def _truthy(value: str | None) -> bool:
@@ -49,8 +59,8 @@ def testbed(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Confi
     missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
     if missing:
         _skip_or_fail(
-            f"e2e tests need {', '.join(missing)}: apt-get install -y openssh-server docker.io rsync busybox-static "
-            "iproute2 iptables"
+            f"e2e tests need {', '.join(missing)}: run scripts/install-deps.sh as root (openssh-server docker.io rsync "
+            "busybox-static iproute2 iptables sudo python3-yaml docker-registry)"
         )
     n = int(os.environ.get("SPARKRUN_TESTBED_HOSTS", "4"))
     state = Path(os.environ.get("TB_STATE", "/var/lib/sparkrun-testbed"))
@@ -137,3 +147,25 @@ def sparkrun_env(testbed: Testbed, isolated_home: Path) -> dict[str, str]:
     env["PATH"] = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), env.get("PATH", "")])
     env["TB_STATE"] = str(testbed.state_dir)
     return env
+
+
+@pytest.fixture
+def host_state(testbed: Testbed) -> Iterator[SetState]:
+    """host_state(host, *flags, **values) -> the host's state before; restored after the test."""
+    saved: dict[str, dict[str, str]] = {}
+
+    def set_state(host: str, *flags: str, **values: StateValue) -> dict[str, str]:
+        before = testbed.set_state(host, *flags, **values)
+        saved.setdefault(host, before)
+        return before
+
+    yield set_state
+    for host, before in saved.items():
+        testbed.restore_state(host, before)
+
+
+@pytest.fixture
+def spark_cluster(testbed: Testbed, sparkrun_env: dict[str, str]) -> str:
+    """A cluster `testbed-spark` in sparkrun_env's config dir: the testbed's hosts, SSH user `spark`."""
+    testbed.cluster_file(Path(sparkrun_env["SPARKRUN_CONFIG_DIR"]), user=USER, name="testbed-spark")
+    return "testbed-spark"

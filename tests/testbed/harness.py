@@ -7,8 +7,10 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,25 @@ REPO = Path(__file__).resolve().parents[2]
 TESTBED_SH = REPO / "scripts" / "testbed.sh"
 NET = "10.213.0"
 UNREACHABLE = f"{NET}.201"  # inside the testbed subnet, held by no host
+USER = "spark"  # the hosts' non-root user (scripts/testbed/lib/state.sh)
+REGISTRY = f"{NET}.1:5000"  # the image registry on the control side (scripts/testbed/lib/registry.sh)
+StateValue = str | int | bool
+SetState = Callable[..., dict[str, str]]  # the `host_state` fixture: (host, *flags, **values) -> state before
+
+
+def state_flags(values: dict[str, StateValue]) -> list[str]:
+    """Python keywords -> `scripts/testbed.sh state` flags: docker_group=False -> docker-group=no, clock=300 ->
+    clock=+300, cache_size="64M" -> cache-size=64M."""
+    flags = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, int):
+            text = f"{value:+d}"
+        else:
+            text = value
+        flags.append(f"{key.replace('_', '-')}={text}")
+    return flags
 
 
 def require_up(address: str) -> None:
@@ -38,6 +59,9 @@ def find_leftovers(state_dir: Path | None = None) -> list[str]:
     markers = ["/run/netns/tb-", "/sparkrun-testbed/"]
     if state_dir is not None:
         markers.append(f"{state_dir}/")
+        # per-host dirs (homes, /etc and /usr/local/bin overlays) and the registry's data go with `down`
+        out += [f"state dir {p}" for p in sorted(state_dir.glob("h[0-9]*"))]
+        out += [f"registry data {p}" for p in [state_dir / "registry"] if p.exists()]
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             fields = line.split()
@@ -51,6 +75,8 @@ def find_leftovers(state_dir: Path | None = None) -> list[str]:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
+        if cmd.startswith("flock ") and "sessions.lock" in cmd:
+            continue  # another test session waiting for its turn on the cluster: not something this one left
         if any(m in cmd for m in ("__hostinit ", "nfq_delay.py", "--cgroup-parent=/tb-h", *markers[1:])):
             out.append(f"process {proc.name}: {cmd[:120]}")
     return out
@@ -99,15 +125,25 @@ class Testbed:
         """Run a shell command inside the host's namespaces (no ssh involved)."""
         return self.script_run("exec", host, cmd, check=check, timeout=timeout)
 
-    def ssh(self, host: str, cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """Plain OpenSSH with the testbed's ssh_config, as root on `host`."""
+    def ssh(
+        self,
+        host: str,
+        cmd: str,
+        check: bool = True,
+        timeout: float = 60,
+        user: str = "root",
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Plain OpenSSH with the testbed's ssh_config (the control machine's key), as `user` (root or spark) on
+        `host`; `stdin` is fed to the command (e.g. a password for `sudo -S`)."""
         require_up(self.ip(host))
         r = subprocess.run(
-            ["ssh", "-F", str(self.ssh_config), f"root@{self.ip(host)}", cmd],
+            ["ssh", "-F", str(self.ssh_config), f"{user}@{self.ip(host)}", cmd],
             capture_output=True,
             text=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
             check=False,
         )
         if check and r.returncode != 0:
@@ -191,3 +227,53 @@ class Testbed:
     @staticmethod
     def leftovers(state_dir: Path | None = None) -> list[str]:
         return find_leftovers(state_dir)
+
+    # -- host states (scripts/testbed.sh state; README "Host states") -----------------------------------------------
+    def state(self, host: str) -> dict[str, str]:
+        """The host's state: sudo, password, docker-group, mesh-root, mesh-user, hf-cache, cache-size, cache-fill,
+        earlyoom, cx7, clock."""
+        out = self.script_run("state", host).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def set_state(self, host: str, *flags: str, **values: StateValue) -> dict[str, str]:
+        """Change the running host's state for real; the state before (for :meth:`restore_state`). `flags` are
+        literal (`"prepared"`, `"mesh=no"`), `values` Python-style: ``sudo="password", password="pw",
+        docker_group=False, mesh=False, hf_cache="root-owned", cache_size="64M", cache_fill="48M",
+        earlyoom=False, cx7="unconfigured", clock=300``."""
+        before = self.state(host)
+        self.script_run("state", host, *flags, *state_flags(values), timeout=120)
+        return before
+
+    def restore_state(self, host: str, before: dict[str, str]) -> None:
+        """Put back a state returned by :meth:`set_state` (every key, so what a test changed by hand on the host for
+        those keys is undone too: netplan files with `cx7`, earlyoom installs, group changes)."""
+        self.script_run("state", host, *(f"{k}={v}" for k, v in before.items()), timeout=120)
+
+    @contextlib.contextmanager
+    def host_state(self, host: str, *flags: str, **values: StateValue) -> Iterator[dict[str, str]]:
+        """``with testbed.host_state(h, docker_group=False): ...`` restores the previous state afterwards."""
+        before = self.set_state(host, *flags, **values)
+        try:
+            yield before
+        finally:
+            self.restore_state(host, before)
+
+    def as_user(self, host: str, cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a shell command as the non-root user inside the host (no ssh; a login shell's groups)."""
+        return self.exec(host, f"runuser -l {USER} -c {shlex.quote(cmd)}", check=check, timeout=timeout)
+
+    # -- the image registry --------------------------------------------------------------------------------------
+    def registry_push(self, *names: str) -> list[str]:
+        """Push the stand-in engine image to the registry as each NAME (e.g. ``"nvidia/vllm:25.09-py3"``), starting
+        the registry if needed; the full references (``10.213.0.1:5000/nvidia/vllm:25.09-py3``) hosts can pull."""
+        return self.script_run("registry", "push", *names, timeout=300).stdout.split()
+
+    def registry(self, action: str) -> subprocess.CompletedProcess[str]:
+        """`registry start|stop|status` (stop also drops its data; `down` stops it)."""
+        return self.script_run("registry", action, check=action != "status")
+
+    # -- cluster files -------------------------------------------------------------------------------------------
+    def cluster_file(self, config_dir: Path, user: str = "root", name: str = "testbed") -> Path:
+        """Write the sparkrun cluster `name` (hosts of this testbed, connecting as `user`) into `config_dir`."""
+        self.script_run("cluster-file", str(config_dir), "--user", user, "--name", name)
+        return config_dir / "clusters" / f"{name}.yaml"

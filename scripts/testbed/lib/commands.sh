@@ -4,14 +4,18 @@
 
 # ---------------------------------------------------------------- subcommands
 cmd_up() {
-  local n=${1:-} i t0 p rc=0 gpus=${TB_FAKE_GPUS:-1} ib=${TB_FAKE_IB:-0}
+  local n=${1:-} i t0 p rc=0 gpus=${TB_FAKE_GPUS:-1} flags=()
   if ! [[ $n =~ ^[0-9]+$ ]] || ! ((10#$n >= 1 && 10#$n <= TB_MAX_HOSTS)); then die "usage: up N (1..$TB_MAX_HOSTS)"; fi
   n=$((10#$n))
   [[ $gpus =~ ^[0-9]+$ ]] || die "TB_FAKE_GPUS must be a number"
   need_root
   check_state_dir
-  for p in ip nsenter unshare dockerd sshd ssh-keygen flock docker busybox; do
-    command -v "$p" >/dev/null || die "$p not found (apt-get install -y openssh-server docker.io rsync busybox-static iproute2 iptables)"
+  for p in ip nsenter unshare dockerd sshd ssh ssh-keygen flock docker busybox sudo useradd; do
+    command -v "$p" >/dev/null || die "$p not found (scripts/install-deps.sh, or apt-get install -y openssh-server docker.io rsync busybox-static iproute2 iptables sudo python3-yaml docker-registry)"
+  done
+  for ((i = 1; i <= 10#$n; i++)); do # check every host's state flags before starting anything
+    mapfile -t flags < <(host_state_flags "$i")
+    state_parse "${flags[@]}" >/dev/null
   done
   t0=$(date +%s%N)
   take_lock
@@ -19,8 +23,10 @@ cmd_up() {
   install_helpers
   ensure_engine_tar
   ensure_switch
+  host_template
   for ((i = 1; i <= n; i++)); do
     ensure_hostkey "$i"
+    ensure_user_keys "$i"
     mkdir -p "$(hdir "$i")/log"
   done
   write_client_files
@@ -30,7 +36,7 @@ cmd_up() {
       wait -n || true
       running=$((running - 1))
     fi
-    host_up "$i" "$gpus" "$ib" &
+    host_up "$i" "$gpus" &
     running=$((running + 1))
   done
   wait || true
@@ -47,6 +53,7 @@ cmd_up() {
   for i in $(running_indices); do ((i > n)) && write_host_files "$i"; done
   write_hosts_file
   write_cluster_file "$(sparkrun_config_dir)"
+  if ((rc == 0)) && [ "${TB_REGISTRY_UP:-0}" = 1 ]; then registry_start || rc=1; fi
   if ((rc != 0)); then
     for ((i = 1; i <= n; i++)); do
       local H
@@ -65,10 +72,11 @@ cmd_up() {
   log "ssh -F $TB_STATE/ssh_config root@$(ip_of 1) docker ps    |  cluster file: $(sparkrun_config_dir)/clusters/testbed.yaml"
 }
 
-remove_cluster_file() { # only our own file, so a stale cluster never sends traffic out of the default route
+remove_cluster_file() { # only our own files, so a stale cluster never sends traffic out of the default route
   local f
-  f=$(sparkrun_config_dir)/clusters/testbed.yaml
-  if [ -f "$f" ] && grep -qF "description: $CLUSTER_DESC" "$f"; then rm -f "$f"; fi
+  for f in "$(sparkrun_config_dir)"/clusters/*.yaml; do
+    if [ -f "$f" ] && grep -qxF "description: $CLUSTER_DESC" "$f"; then rm -f "$f"; fi
+  done
 }
 
 cmd_down() {
@@ -97,6 +105,7 @@ cmd_down() {
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || true; done
+  registry_stop
   for p in "$TB_STATE"/cm/*; do # client-side ControlMaster processes that used $TB_STATE/cm
     if [ -S "$p" ]; then ssh -o ControlPath="$p" -O exit dummy >/dev/null 2>&1 || true; fi
     rm -f "$p"
@@ -135,7 +144,7 @@ cmd_mem() {
 
 cmd_status() {
   local d i H ip st sp dp nc gp ib ln sh dl rc=0 any=0
-  printf '%-5s %-12s %-7s %-6s %-16s %-16s %-4s %-3s %-5s %-12s %s\n' HOST IP STATE LINK SSHD\ pid/RSS DOCKERD\ pid/RSS CTRS GPU IB SHAPE/DELAY IMAGE
+  printf '%-5s %-12s %-7s %-6s %-16s %-16s %-4s %-3s %-5s %-12s %-8s %s\n' HOST IP STATE LINK SSHD\ pid/RSS DOCKERD\ pid/RSS CTRS GPU IB SHAPE/DELAY IMAGE HOST-STATE
   for d in "$TB_STATE"/h[0-9]*; do
     [ -d "$d" ] || continue
     i=${d##*/h}
@@ -161,7 +170,7 @@ cmd_status() {
       sh=$(tc -n "$TB_SW" qdisc show dev "tbv$i" 2>/dev/null | grep -o 'rate [^ ]*' | head -1 | cut -d' ' -f2 || true)
     fi
     [ -s "$H/delay.ms" ] && pid_ok "$H/delay.pid" nfq_delay.py && dl="$(cat "$H/delay.ms")ms"
-    printf '%-5s %-12s %-7s %-6s %-16s %-16s %-4s %-3s %-5s %-12s %s\n' "h$i" "$ip" "$st" "$ln" "$sp" "$dp" "$nc" "$gp" "$ib" "${sh:--}/$dl" "$im"
+    printf '%-5s %-12s %-7s %-6s %-16s %-16s %-4s %-3s %-5s %-12s %-8s %s\n' "h$i" "$ip" "$st" "$ln" "$sp" "$dp" "$nc" "$gp" "$ib" "${sh:--}/$dl" "$im" "$(state_summary "$i")"
   done
   if [ -e "/run/netns/$TB_SW" ]; then
     echo "switch: netns $TB_SW; control $TB_ROOTIF $(ip -4 -o addr show "$TB_ROOTIF" 2>/dev/null | awk '{print $4}'); state dir $TB_STATE"
@@ -280,32 +289,32 @@ cmd_link() {
   log "$h: link $st"
 }
 
-cmd_ib() {
-  local i st=${2:?usage: ib HOST on|off} H p
-  i=$(host_idx "${1:?usage: ib HOST on|off}")
-  need_root
+cmd_ib() { # the CX7/InfiniBand port configured (on) or absent (off): `state HOST cx7=configured|absent`
+  local st=${2:?usage: ib HOST on|off}
+  [ "$st" = on ] || [ "$st" = off ] || die "usage: ib HOST on|off"
+  cmd_state "${1:?usage: ib HOST on|off}" "ib=$st"
+  log "$1: fake InfiniBand $st"
+}
+
+# state HOST|all [FLAG...]: without flags, print the host's state; with flags, change it for real (see lib/state.sh)
+cmd_state() {
+  local h=${1:?usage: state HOST|all [prepared] [KEY=VALUE...]} i idx=()
+  shift
+  if [ "$h" = all ]; then mapfile -t idx < <(running_indices); else idx=("$(host_idx "$h")"); fi
+  need_root # the state file holds the user's password (mode 600)
+  if (($# == 0)); then
+    for i in "${idx[@]}"; do
+      ((${#idx[@]} == 1)) || echo "# h$i"
+      state_show "$i"
+    done
+    return 0
+  fi
+  state_parse "$@" >/dev/null
   take_lock
-  H=$(hdir "$i")
-  p=$(exec_target "$i")
-  case $st in
-    on)
-      write_ib_tree "$i"
-      touch "$H/ib.on"
-      ib_netdev "$i" on
-      # shellcheck disable=SC2016 # expanded by the inner sh
-      nsenter -t "$p" --mount -- sh -c 'mountpoint -q /sys/class/infiniband && exit 0
-        mkdir -p /sys/class/infiniband && mount --bind "$1" /sys/class/infiniband' sh "$H/ib"
-      ;;
-    off)
-      # shellcheck disable=SC2016 # expanded by the inner sh
-      nsenter -t "$p" --mount -- sh -c 'if mountpoint -q /sys/class/infiniband; then umount /sys/class/infiniband; fi
-        rmdir /sys/class/infiniband 2>/dev/null || true'
-      ib_netdev "$i" off
-      rm -rf "$H/ib" "$H/ib.on"
-      ;;
-    *) die "usage: ib HOST on|off" ;;
-  esac
-  log "h$i: fake InfiniBand $st"
+  for i in "${idx[@]}"; do
+    init_alive "$i" || die "h$i is not running"
+    state_set "$i" "$@"
+  done
 }
 
 cmd_image() {

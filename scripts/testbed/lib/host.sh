@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# testbed lib: keys, client/host files, a host's life (init, start, readiness, up/down), leftovers. Sourced by scripts/testbed.sh.
+# testbed lib: keys, a host's life (init, start, readiness, up/down), leftovers. Sourced by scripts/testbed.sh.
 # shellcheck disable=SC2154  # settings come from scripts/testbed.sh
 
 # ---------------------------------------------------------------- one-time assets
@@ -17,10 +17,24 @@ ensure_hostkey() { # host keys persist across down/up so known_hosts stays valid
 # do not see.
 install_helpers() {
   local f
+  # nothing to copy when neither the sources nor the installed copies changed since the last copy (paths, sizes,
+  # mtimes: another checkout's testbed.sh may have installed its own copies meanwhile)
+  if [ -f "$TB_STATE/bin/stamp" ] && [ "$(<"$TB_STATE/bin/stamp")" = "$(helpers_stamp)" ]; then return 0; fi
   for f in fake-nvidia-smi nvidia-container-runtime-hook nfq_delay.py; do
     install -m 755 "$TB_SRC/$f" "$TB_STATE/bin/$f.new"
     mv -f "$TB_STATE/bin/$f.new" "$TB_STATE/bin/$f"
   done
+  # what each host's /usr/local/bin adds (copied per host by setup_fakebin): the stand-ins for the host's system
+  # tools and their payloads (.testbed/), laid out once here, then swapped in whole
+  local fb=$TB_STATE/bin/fakebin
+  rm -rf "$fb.new"
+  mkdir -p "$fb.new/.testbed"
+  install -m 755 -t "$fb.new" "$TB_SRC/hostbin/"{systemctl,apt-get,dpkg-query,netplan,timedatectl}
+  install -m 755 -t "$fb.new/.testbed" "$TB_SRC/hostbin/"{earlyoom,date}
+  ln "$fb.new/apt-get" "$fb.new/apt"
+  ln "$fb.new/dpkg-query" "$fb.new/dpkg"
+  rm -rf "$fb" "$TB_STATE/bin/hostbin"
+  mv "$fb.new" "$fb"
   mkdir -p "$TB_STATE/bin/testbed/lib"
   for f in "$TB_SRC"/lib/*.sh; do
     install -m 644 "$f" "$TB_STATE/bin/testbed/lib/${f##*/}.new"
@@ -28,155 +42,21 @@ install_helpers() {
   done
   install -m 755 "$TB_SELF" "$TB_STATE/bin/testbed.sh.new"
   mv -f "$TB_STATE/bin/testbed.sh.new" "$TB_STATE/bin/testbed.sh"
+  helpers_stamp >"$TB_STATE/bin/stamp"
 }
-
-# ---------------------------------------------------------------- client and host files
-known_indices() { # indices with a host key, ascending
-  local f
-  for f in "$TB_STATE"/keys/host*_ed25519; do
-    [ -e "$f" ] || continue
-    f=${f##*/host}
-    echo "${f%_ed25519}"
-  done | sort -n
-}
-running_indices() {
-  local d i
-  for d in "$TB_STATE"/h[0-9]*; do
-    [ -d "$d" ] || continue
-    i=${d##*/h}
-    [[ $i =~ ^[0-9]+$ ]] && [ -e "/run/netns/$(ns_of "$i")" ] && init_alive "$i" && echo "$i"
-  done | sort -n
-  return 0
-}
-
-write_client_files() {
-  local i kh=$TB_STATE/known_hosts cfg=$TB_STATE/ssh_config
-  for i in $(known_indices); do
-    echo "$(ip_of "$i"),tb-h$i $(cut -d' ' -f1,2 "$TB_STATE/keys/host${i}_ed25519.pub")"
-  done >"$kh.tmp"
-  mv "$kh.tmp" "$kh"
-  {
-    echo "# sparkrun testbed: ssh -F $cfg tb-h1  (or root@$(ip_of 1)), or 'Include $cfg' in ~/.ssh/config"
-    for i in $(known_indices); do printf 'Host tb-h%s\n  HostName %s\n' "$i" "$(ip_of "$i")"; done
-    cat <<EOF
-Host $TB_NET.* tb-h*
-  User root
-  IdentityFile $TB_STATE/keys/id_ed25519
-  IdentitiesOnly yes
-  UserKnownHostsFile $kh
-  StrictHostKeyChecking yes
-  BatchMode yes
-  ConnectTimeout 5
-# Multiplexing is off by default; enable per call with:
-#   -o ControlMaster=auto -o ControlPath=$TB_STATE/cm/%C -o ControlPersist=60
-EOF
-  } >"$cfg.tmp"
-  mv "$cfg.tmp" "$cfg"
-}
-
-write_hosts_file() { # the hosts that are up
-  local i
-  for i in $(running_indices); do ip_of "$i"; done >"$TB_STATE/hosts.tmp"
-  mv "$TB_STATE/hosts.tmp" "$TB_STATE/hosts"
-}
-
-# cluster-file DIR: the sparkrun cluster `testbed` (read by `sparkrun cluster ...`/`--cluster testbed`)
-write_cluster_file() {
-  local dir=$1 f hosts
-  f=$dir/clusters/testbed.yaml
-  hosts=$(paste -sd, "$TB_STATE/hosts" 2>/dev/null | sed 's/,/, /g')
-  mkdir -p "$dir/clusters"
-  cat >"$f.tmp" <<EOF
-name: testbed
-description: $CLUSTER_DESC
-hosts: [$hosts]
-ssh:
-  user: root
-  port: 22
-  identity_file: $TB_STATE/keys/id_ed25519
-  options:                    # each becomes \`ssh -o Key=Value\`
-    UserKnownHostsFile: $TB_STATE/known_hosts
-    StrictHostKeyChecking: "yes"
-    IdentitiesOnly: "yes"
-  connect_timeout: 5
-container:
-  ulimits: {}                 # this VM's hard limits reject memlock=-1 / nofile=65535
-  shm_size: 1g
-EOF
-  mv "$f.tmp" "$f"
-}
-sparkrun_config_dir() { echo "${SPARKRUN_CONFIG_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/sparkrun}"; }
-
-# per-host home, sshd_config, /etc/hosts. Bind-mounted single files (hosts, hostname) are rewritten in place
-# (same inode), directories may be replaced.
-write_host_files() {
-  local i=$1 H ip j
-  H=$(hdir "$i")
-  ip=$(ip_of "$i")
-  mkdir -p "$H"/{home/.ssh,home/.cache/huggingface,run/sshd,tmp,shm,log,.mnt/cg,.mnt/class} "$(ddir "$i")"
-  chmod 700 "$H/home" "$H/home/.ssh"
-  chmod 755 "$H/run" "$H/run/sshd"
-  chmod 1777 "$H/tmp" "$H/shm"
-  install -m 600 "$TB_STATE/keys/id_ed25519.pub" "$H/home/.ssh/authorized_keys"
-  install -m 600 "$TB_STATE/keys/id_ed25519" "$H/home/.ssh/id_ed25519" # hosts can ssh to each other
-  install -m 644 "$TB_STATE/keys/id_ed25519.pub" "$H/home/.ssh/id_ed25519.pub"
-  install -m 644 "$TB_STATE/known_hosts" "$H/home/.ssh/known_hosts"
-  [ -f "$H/home/.bashrc" ] || cp /etc/skel/.bashrc "$H/home/.bashrc" 2>/dev/null || true
-  echo "tb-h$i" >"$H/hostname"
-  {
-    echo "127.0.0.1 localhost"
-    echo "::1 localhost ip6-localhost ip6-loopback"
-    for j in $(known_indices); do echo "$(ip_of "$j") tb-h$j"; done
-  } >"$H/hosts"
-  echo '{}' >"$H/daemon.json"
-  local kex=
-  [ "${TB_FAST_KEX:-1}" = 1 ] && kex="KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org"
-  cat >"$H/sshd_config" <<EOF
-Port 22
-ListenAddress $ip
-AddressFamily inet
-HostKey $TB_STATE/keys/host${i}_ed25519
-PidFile /run/sshd.pid
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-AuthorizedKeysFile .ssh/authorized_keys
-StrictModes yes
-MaxStartups 100:30:200
-MaxSessions 100
-UseDNS no
-PrintMotd no
-PrintLastLog no
-X11Forwarding no
-AllowTcpForwarding yes
-AcceptEnv LANG LC_*
-SetEnv TB_HOST=tb-h$i
-$kex
-Subsystem sftp /usr/lib/openssh/sftp-server
-EOF
-}
-
-setup_fakebin() { # I GPUS: nvidia-smi + container hook stubs on the host's PATH (overlaid on /usr/local/bin)
-  local i=$1 n=$2 H
-  H=$(hdir "$i")
-  rm -rf "$H/fakebin"
-  ((n > 0)) || return 0
-  mkdir -p "$H/fakebin"
-  cp "$TB_STATE/bin/fake-nvidia-smi" "$H/fakebin/nvidia-smi"
-  # dockerd registers its "nvidia" device driver (so `docker run --gpus ...` works) only if this hook is on its
-  # PATH when it starts. The stub also copies nvidia-smi into containers started with --gpus, like the real one.
-  cp "$TB_STATE/bin/nvidia-container-runtime-hook" "$H/fakebin/nvidia-container-runtime-hook"
-  echo "$n" >"$H/fakebin/.tb-fake-gpus"
+helpers_stamp() {
+  stat -c '%n %s %Y' "$TB_SELF" "$TB_SRC"/lib/*.sh "$TB_SRC"/hostbin/* \
+    "$TB_SRC"/{fake-nvidia-smi,nvidia-container-runtime-hook,nfq_delay.py} "$TB_STATE/bin/testbed.sh" \
+    "$TB_STATE"/bin/testbed/lib/*.sh "$TB_STATE"/bin/fakebin/* 2>&1
 }
 
 # ---------------------------------------------------------------- the host itself
 # Runs INSIDE: netns tb-h<i> (nsenter) + new private mount, UTS and PID namespaces (unshare), as PID 1 of the
 # host; /proc is already the host's own (unshare --mount-proc).
 hostinit() {
-  local i=$1 H d n
+  local i=$1 H d n boot
   H=$(hdir "$i")
+  export PATH=$SYS_PATH
   hostname "tb-h$i"
   # Fresh sysfs so /sys/class/net shows this netns; keep the cgroup hierarchy (docker needs it).
   mount --rbind /sys/fs/cgroup "$H/.mnt/cg"
@@ -196,21 +76,33 @@ hostinit() {
     mkdir /sys/class/infiniband
     mount --bind "$H/ib" /sys/class/infiniband
   fi
+  # its own /etc (users, groups, sudoers, netplan, ...) and /usr/local/bin: overlays whose changes stay in $H
+  # first start: the disk holds the prepared state's files (template), so apply what differs from it; a restart
+  # only does what a booting host does (mounts, enabled services, netplan): the disk keeps the rest
+  boot=boot
+  [ -e "$H/booted" ] || boot="boot $(state_changed "$i" | tr '\n' ' ')"
+  [ -e "$H/etc.upper/passwd" ] || boot=all # no template: apply everything with the tools
+  mount -t overlay tb-etc -o "lowerdir=/etc,upperdir=$H/etc.upper,workdir=$H/etc.work" /etc
+  mount -t overlay tb-bin -o "lowerdir=$H/fakebin:/usr/local/bin,upperdir=$H/bin.upper,workdir=$H/bin.work" /usr/local/bin
   mount --bind "$H/run" /run # /var/run -> /run: docker.sock, sshd privsep dir
   mount --bind "$H/home" /root
+  mount --bind "$H/homes" /home
   mount --bind "$H/tmp" /tmp
   mount --bind "$H/shm" /dev/shm
   mount --bind "$H/hosts" /etc/hosts
   mount --bind "$H/hostname" /etc/hostname
-  if [ -d "$H/fakebin" ]; then # fake GPUs: nvidia-smi and the container hook on this host's PATH only
-    mount -t overlay overlay -o "lowerdir=$H/fakebin:/usr/local/bin" /usr/local/bin
-  fi
   cd /
   setsid env -i PATH="$SYS_PATH" HOME=/root dockerd --config-file "$H/daemon.json" \
     --data-root "$(ddir "$i")" --exec-root /run/docker --pidfile /run/dockerd.pid \
     -H unix:///run/docker.sock --bridge=none --iptables=false --ip6tables=false --ip-forward=false \
     --ip-masq=false --userland-proxy=false --cgroup-parent="/tb-h$i" --log-level=warn \
     </dev/null >>"$H/log/dockerd.log" 2>&1 &
+  # while dockerd starts: the user, sudo, groups, HF cache, services, netplan (first start: all of the state)
+  local t0=$EPOCHREALTIME
+  # shellcheck disable=SC2086 # a word list
+  state_inside "$i" $boot || echo "applying the host state failed" >&2
+  touch "$H/booted"
+  echo "host state ($boot) applied in $(((${EPOCHREALTIME/./} - ${t0/./}) / 1000)) ms" >&2
   env -i PATH="$SYS_PATH" /usr/sbin/sshd -f "$H/sshd_config" -E "$H/log/sshd.log" || echo "sshd failed to start" >&2
   touch /run/.tb-started
   # stay as the namespace's PID 1 (tini reaps orphans); when it dies, everything in the host dies
@@ -226,7 +118,7 @@ host_start() {
   local i=$1 H p n cg
   H=$(hdir "$i")
   create_host_net "$i" || { fail "$i" "could not create the network namespace"; return 1; }
-  if [ -f "$H/ib.on" ]; then ib_netdev "$i" on; fi
+  cx7_outside "$i"
   stat -L -c %i "/run/netns/$(ns_of "$i")" >"$H/netns.ino"
   cg=$CG_PIDS/tb-h$i/init
   mkdir -p "$cg"
@@ -287,45 +179,67 @@ wait_host_ready() {
   done
 }
 
-host_up() { # I GPUS IB: bring host I up (retrying); 0 = up, 1 = failed (reason in $H/failure)
-  local i=$1 gpus=$2 ib=$3 H attempt tries=${TB_RETRIES:-3}
+TB_HOST_VERSION=2 # a running host set up by another version of this file is restarted by `up`
+
+host_up() { # I GPUS: bring host I up (retrying); 0 = up, 1 = failed (reason in $H/failure)
+  local i=$1 gpus=$2 H attempt tries=${TB_RETRIES:-3} flags=() fresh=0 version
   H=$(hdir "$i")
   mkdir -p "$H/log"
   rm -f "$H/failure"
-  if host_healthy "$i"; then
+  mapfile -t flags < <(host_state_flags "$i")
+  version=$(cat "$H/version" 2>/dev/null || true)
+  if [ "$version" = "$TB_HOST_VERSION" ] && host_healthy "$i"; then
     write_host_files "$i"  # refresh known_hosts and /etc/hosts for newly added peers
     create_host_net "$i"   # and plug its cable back in (`link HOST down`)
-    if ensure_image "$i"; then
+    if ensure_image "$i" && host_apply_flags "$i" "${flags[@]}"; then
       log "h$i ($(ip_of "$i")) already up"
       return 0
     fi
   fi
+  # a new host (or one of another version) starts from the prepared state + the flags: a fresh "disk"
+  if [ ! -s "$H/state" ] || [ "$version" != "$TB_HOST_VERSION" ]; then fresh=1; fi
   for ((attempt = 1; attempt <= tries; attempt++)); do
     host_down "$i" quiet
     mkdir -p "$H/log"
-    rm -f "$H/failure"
+    rm -f "$H/failure" "$H/version"
     echo "=== $(date '+%F %T') start attempt $attempt" | tee -a "$H/log/dockerd.log" >>"$H/log/init.log"
+    if ((fresh)); then
+      rm -rf "$H"/{etc.upper,etc.work,bin.upper,bin.work,homes,state,booted,ssh.stamp}
+      state_parse "${flags[@]}" | state_merge "$i"
+    fi
+    if ((fresh)); then
+      mkdir -p "$H"/{etc.work,bin.work}
+      host_from_template "$i"
+    fi
     write_host_files "$i"
     setup_fakebin "$i" "$gpus"
-    if [ "$ib" = 1 ]; then
-      write_ib_tree "$i"
-      touch "$H/ib.on"
-    else
-      rm -rf "$H/ib" "$H/ib.on"
-    fi
     if ((attempt > 1)); then rm -rf "$(ddir "$i")"; fi # in case the data root is what broke
     if host_start "$i" && wait_host_ready "$i"; then
       if reset_docker "$i" 2>>"$H/log/init.log" && ensure_image "$i" 2>>"$H/log/init.log"; then
-        ((attempt == 1)) || log "h$i ($(ip_of "$i")) up after $attempt attempts"
-        return 0
+        if ((fresh)) || host_apply_flags "$i" "${flags[@]}"; then
+          echo "$TB_HOST_VERSION" >"$H/version"
+          ((attempt == 1)) || log "h$i ($(ip_of "$i")) up after $attempt attempts"
+          return 0
+        fi
+      else
+        fail "$i" "could not load $TB_IMAGE: $(tail -n 1 "$H/log/init.log")" || true
       fi
-      fail "$i" "could not load $TB_IMAGE: $(tail -n 1 "$H/log/init.log")" || true
     fi
     log "h$i: attempt $attempt/$tries failed: $(cat "$H/failure" 2>/dev/null)"
     sleep "$attempt"
   done
   host_down "$i" quiet
   return 1
+}
+
+host_apply_flags() { # I FLAG...: apply `up`'s state flags to a running host
+  local i=$1
+  shift
+  (($#)) || return 0
+  if ! (state_set "$i" "$@") >>"$(hdir "$i")/log/init.log" 2>&1; then
+    fail "$i" "could not apply the state $*: $(tail -n 1 "$(hdir "$i")/log/init.log")"
+    return 1
+  fi
 }
 
 # A freshly started host has no containers, volumes or networks and no image but the engine image, whatever the
@@ -395,13 +309,14 @@ leftovers() {
     [ "$p" = $$ ] && continue
     c=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
     case $c in
-      *"__hostinit "* | *"nfq_delay.py"* | *"$TB_STATE/h"[0-9]* | *"--cgroup-parent=/tb-h"*) out+=("process $p: ${c:0:120}"); continue ;;
+      *"__hostinit "* | *"nfq_delay.py"* | *"$TB_STATE/h"[0-9]* | *"--cgroup-parent=/tb-h"* | *"$TB_STATE/registry/"*) out+=("process $p: ${c:0:120}"); continue ;;
     esac
     if ((${#inos[@]})); then
       ino=$(stat -L -c %i "/proc/$p/ns/net" 2>/dev/null) || continue
       for l in "${inos[@]}"; do [ "$ino" = "$l" ] && out+=("process $p in a testbed netns: ${c:0:120}"); done
     fi
   done
+  for l in "$TB_STATE"/h[0-9]* "$TB_STATE/registry"; do [ -e "$l" ] && out+=("state dir $l"); done
   if command -v iptables-save >/dev/null && iptables-save 2>/dev/null | grep -qE "$TB_NET\.|tb0|tbv[0-9]"; then
     out+=("iptables rules mentioning the testbed")
   fi

@@ -8,6 +8,9 @@ ensure_switch() {
   ip -n "$TB_SW" link set lo up
   ip -n "$TB_SW" link show br0 >/dev/null 2>&1 || ip -n "$TB_SW" link add br0 type bridge
   ip -n "$TB_SW" link set br0 up
+  # br1: the CX7 fabric (hosts' CX7 netdevs), so addresses a `setup cx7` assigns really reach the other hosts
+  ip -n "$TB_SW" link show br1 >/dev/null 2>&1 || ip -n "$TB_SW" link add br1 type bridge
+  ip -n "$TB_SW" link set br1 up
   if ! ip link show "$TB_ROOTIF" >/dev/null 2>&1; then
     ip -n "$TB_SW" link del "${TB_ROOTIF}p" 2>/dev/null || true
     ip link add "$TB_ROOTIF" type veth peer name "${TB_ROOTIF}p"
@@ -41,11 +44,14 @@ create_host_net() {
 }
 
 # ---------------------------------------------------------------- fake InfiniBand
-write_ib_tree() { # I: the fake /sys/class/infiniband tree under $H/ib
-  local i=$1 H d p ip4 hex mac g
+# I [MODE]: the fake /sys/class/infiniband tree under $H/ib (its contents are replaced, the dir stays: it may be
+# bind-mounted in the host). MODE unconfigured: no IPv4 address yet, so only the link-local GIDs 0 and 1.
+write_ib_tree() {
+  local i=$1 mode=${2:-configured} H d p ip4 hex mac g
   H=$(hdir "$i")
   ip4=$(ib_ip_of "$i")
-  rm -rf "$H/ib"
+  mkdir -p "$H/ib"
+  rm -rf "${H:?}/ib/$IB_DEV"
   d=$H/ib/$IB_DEV
   p=$d/ports/1
   mkdir -p "$p/gids" "$p/gid_attrs/types" "$p/gid_attrs/ndevs" "$d/device/net"
@@ -67,21 +73,27 @@ write_ib_tree() { # I: the fake /sys/class/infiniband tree under $H/ib
   g="fe80:0000:0000:0000:001b:21ff:fe00:$(printf '%04x' "$i")"
   printf '%s\n' "$g" >"$p/gids/0"
   printf '%s\n' "$g" >"$p/gids/1"
-  printf '0000:0000:0000:0000:0000:ffff:%s\n' "$hex" >"$p/gids/2"
-  printf '0000:0000:0000:0000:0000:ffff:%s\n' "$hex" >"$p/gids/3"
   printf 'IB/RoCE v1\n' >"$p/gid_attrs/types/0"
   printf 'RoCE v2\n' >"$p/gid_attrs/types/1"
-  printf 'IB/RoCE v1\n' >"$p/gid_attrs/types/2"
-  printf 'RoCE v2\n' >"$p/gid_attrs/types/3"
-  for g in 0 1 2 3; do printf '%s\n' "$IB_IF" >"$p/gid_attrs/ndevs/$g"; done
+  local n=1
+  if [ "$mode" = configured ]; then
+    printf '0000:0000:0000:0000:0000:ffff:%s\n' "$hex" >"$p/gids/2"
+    printf '0000:0000:0000:0000:0000:ffff:%s\n' "$hex" >"$p/gids/3"
+    printf 'IB/RoCE v1\n' >"$p/gid_attrs/types/2"
+    printf 'RoCE v2\n' >"$p/gid_attrs/types/3"
+    n=3
+  fi
+  for ((g = 0; g <= n; g++)); do printf '%s\n' "$IB_IF" >"$p/gid_attrs/ndevs/$g"; done
   echo "$mac" >"$H/ib.mac"
 }
 
-ib_netdev() { # I on|off: the CX7-named netdev with the IB address (a veth: this kernel may lack "dummy"; its
-  # peer tbi<i> waits, unplugged from the bridge, in the switch namespace)
+# I configured|unconfigured|absent: the CX7-named netdev (a veth: this kernel may lack "dummy"; its peer tbi<i> is
+# a port of bridge br1, the CX7 fabric, in the switch namespace). configured: the IB address /32 and MTU 9000;
+# unconfigured: no IPv4 address and MTU 1500, as on a Spark nobody has set up (`setup cx7` fixes it for real).
+ib_netdev() {
   local i=$1 ns
   ns=$(ns_of "$i")
-  if [ "$2" = on ]; then
+  if [ "$2" != absent ]; then
     if ! ip -n "$ns" link show "$IB_IF" >/dev/null 2>&1; then
       ip -n "$TB_SW" link del "tbi$i" 2>/dev/null || true
       ip link add "tbi$i" type veth peer name "tbj$i"
@@ -90,8 +102,14 @@ ib_netdev() { # I on|off: the CX7-named netdev with the IB address (a veth: this
       ip -n "$ns" link set "tbj$i" name "$IB_IF"
       ip -n "$ns" link set "$IB_IF" address "$(cat "$(hdir "$i")/ib.mac")"
     fi
-    ip -n "$TB_SW" link set "tbi$i" up
-    ip -n "$ns" addr replace "$(ib_ip_of "$i")/32" dev "$IB_IF"
+    ip -n "$TB_SW" link set "tbi$i" mtu 9000 master br1 up
+    ip -n "$ns" -4 addr flush dev "$IB_IF"
+    if [ "$2" = configured ]; then
+      ip -n "$ns" link set "$IB_IF" mtu 9000
+      ip -n "$ns" addr replace "$(ib_ip_of "$i")/32" dev "$IB_IF"
+    else
+      ip -n "$ns" link set "$IB_IF" mtu 1500
+    fi
     ip -n "$ns" link set "$IB_IF" up
   else
     ip -n "$ns" link del "$IB_IF" 2>/dev/null || true

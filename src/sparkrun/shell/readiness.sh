@@ -18,10 +18,14 @@ trap 'rm -f "$body_file"' EXIT
 
 # request METHOD-ARGS...: curl with the API key (from a file descriptor, never the command line); prints the HTTP
 # status; the body lands in $body_file.
+# (The header file is a process substitution, which lives only as long as the command it appears in.)
 request() {
-  local auth=()
-  [ -n "$key" ] && auth=(-H @<(printf 'Authorization: Bearer %s\n' "$key"))
-  curl -sS -o "$body_file" -w '%{http_code}' "${auth[@]}" "$@" 2>/dev/null || printf '000'
+  if [ -n "$key" ]; then
+    curl -sS -o "$body_file" -w '%{http_code}' -H @<(printf 'Authorization: Bearer %s\n' "$key") "$@" 2>/dev/null ||
+      printf '000'
+  else
+    curl -sS -o "$body_file" -w '%{http_code}' "$@" 2>/dev/null || printf '000'
+  fi
 }
 
 alive_or_fail() {

@@ -108,58 +108,75 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     # -- routes ------------------------------------------------------------------------------------------------
+    def _health(self, path: str) -> None:
+        app = self.server.app
+        if not app.ready.is_set():
+            self._error(503, "Loading model", "unavailable_error")
+        elif app.model.engine == "llama-server":
+            self._json(200, {"status": "ok"})
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            app.access("GET", path, 200, self.client_address[0])
+
+    def _models(self) -> None:
+        m = self.server.app.model
+        owner = OWNERS.get(m.engine, "llamacpp")
+        cards = [
+            {
+                "id": name,
+                "object": "model",
+                "created": m.created,
+                "owned_by": owner,
+                "root": m.root,
+                "parent": None,
+                "max_model_len": m.max_model_len,
+            }
+            for name in m.names
+        ]
+        self._json(200, {"object": "list", "data": cards})
+
+    def _metrics(self) -> None:
+        app = self.server.app
+        data = f"# stand-in metrics\n{app.model.engine.replace('-', '_')}_requests_total {app.requests}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _gate(self) -> bool:
+        """True when an API route may answer: not a health-only rank, loaded, and authorized."""
+        app = self.server.app
+        if app.model.health_only:
+            self._error(404, "Not Found", "not_found_error")
+            return False
+        if not app.ready.is_set():
+            self._error(503, "Loading model", "unavailable_error")
+            return False
+        return self._authorized()
+
     def do_GET(self) -> None:
         app = self.server.app
         path = self._route()
         if path is None:
             return
         if path in ("/health", "/health_generate"):
-            if not app.ready.is_set():
-                self._error(503, "Loading model", "unavailable_error")
-            elif app.model.engine == "llama-server":
-                self._json(200, {"status": "ok"})
-            else:
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                app.access("GET", path, 200, self.client_address[0])
+            self._health(path)
             return
-        if app.model.health_only:
-            self._error(404, "Not Found", "not_found_error")
+        if not self._gate():
             return
-        if not app.ready.is_set():
-            self._error(503, "Loading model", "unavailable_error")
-            return
-        if not self._authorized():
-            return
-        if path == "/v1/models":
-            m = app.model
-            cards = [
-                {
-                    "id": name,
-                    "object": "model",
-                    "created": m.created,
-                    "owned_by": OWNERS.get(m.engine, "llamacpp"),
-                    "root": m.root,
-                    "parent": None,
-                    "max_model_len": m.max_model_len,
-                }
-                for name in m.names
-            ]
-            self._json(200, {"object": "list", "data": cards})
-        elif path == "/version":
-            self._json(200, {"version": app.version})
-        elif path in ("/get_model_info", "/props"):
-            self._json(200, {"model_path": app.model.root, "served_model_name": app.model.served_name})
-        elif path == "/metrics":
-            data = f"# stand-in metrics\n{app.model.engine.replace('-', '_')}_requests_total {app.requests}\n".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        else:
-            self._error(404, "Not Found", "not_found_error")
+        routes = {
+            "/v1/models": self._models,
+            "/version": lambda: self._json(200, {"version": app.version}),
+            "/get_model_info": lambda: self._json(
+                200, {"model_path": app.model.root, "served_model_name": app.model.served_name}
+            ),
+            "/metrics": self._metrics,
+        }
+        routes["/props"] = routes["/get_model_info"]
+        routes.get(path, lambda: self._error(404, "Not Found", "not_found_error"))()
 
     def do_POST(self) -> None:
         app = self.server.app
@@ -168,13 +185,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = self._route()
         if path is None:
             return
-        if app.model.health_only or path not in ("/v1/chat/completions", "/v1/completions"):
+        if path not in ("/v1/chat/completions", "/v1/completions"):
             self._error(404, "Not Found", "not_found_error")
             return
-        if not app.ready.is_set():
-            self._error(503, "Loading model", "unavailable_error")
-            return
-        if not self._authorized():
+        if not self._gate():
             return
         try:
             body = json.loads(raw or b"{}")
