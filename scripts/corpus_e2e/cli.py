@@ -5,7 +5,8 @@ stopped), or fail with one of the documented expected reasons (`corpus_e2e.class
 unexpected: printed with its error line, and the exit status is 1. The table goes to stdout (Markdown) and to
 OUT/report.md, the data to OUT/report.json. Needs root (the test cluster); takes turns with e2e test sessions.
 
-Exit status: 0 all ready or expected; 1 something unexpected; 2 bad usage or the cluster/corpus could not be set up.
+Exit status: 0 all ready or expected; 1 something unexpected; 2 bad usage or the cluster/corpus could not be set up;
+130 interrupted (Ctrl-C / SIGTERM: the running recipe is stopped first).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -106,8 +108,13 @@ def _execute(args: argparse.Namespace, work: Path) -> tuple[list[Row], Context, 
     return rows, ctx, problems
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: the running recipe is stopped, the cluster released
     if not args.corpus.is_dir():
         _say(f"{args.corpus}: no corpus directory")
         return 2
@@ -117,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ClusterError, SetupError) as exc:
         _say(f"error: {exc}")
         return 2
+    except KeyboardInterrupt:
+        _say("interrupted: the running recipe was stopped and the cluster released")
+        return 130
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)

@@ -65,6 +65,10 @@ def _capped(argv: list[str], env: Mapping[str, str], cwd: Path, cap: float) -> t
         return proc.returncode, out, err
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGTERM)
+    except BaseException:  # Ctrl-C / SIGTERM of this program: let sparkrun remove what it started, then stop
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=GRACE_S)
+        raise
     try:
         out, err = proc.communicate(timeout=GRACE_S)
     except subprocess.TimeoutExpired:
