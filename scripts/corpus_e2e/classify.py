@@ -103,6 +103,7 @@ class RunRecord:
     hooks: tuple[tuple[str, str], ...] = ()  # (label, command) of the recipe's container hooks, when one failed
     known_defect: KnownDefect | None = None
     unknown_flags: tuple[str, ...] = ()  # flags the stand-ins accepted with a warning (a ready job's logs)
+    cap_s: float = 0.0  # the wall-clock cap the run had
 
 
 @dataclass(frozen=True)
@@ -227,13 +228,21 @@ def _after_failure(record: RunRecord, error: ErrorReport | None, extra: tuple[st
     return Verdict("expected", found[0], error.line, details, what=found[1])
 
 
+_NOT_PROGRESS = ("error: ", "hint: ", "  | ")
+
+
 def classify(record: RunRecord) -> Verdict:
     """Ready (and stopped, nothing left), expected (one of REASONS, nothing left) or unexpected."""
     error = parse_error(record.stderr)
     extra = tuple(f"left behind: {c}" for c in record.leftovers)
     if record.timed_out:
-        last = error.line if error else (record.stderr.strip().splitlines() or ["no output"])[-1]
-        return Verdict("unexpected", None, f"timed out after {record.seconds:.0f}s (last: {last})", extra)
+        lines = record.stderr.splitlines()
+        cut = next((i for i, ln in enumerate(lines) if "interrupted" in ln), len(lines))  # sparkrun's cleanup
+        progress = [ln for ln in lines[:cut] if ln.strip() and not ln.startswith(_NOT_PROGRESS)]
+        last = progress[-1] if progress else "no progress line"
+        ended = f"; then: {error.line}" if error else ""
+        line = f"timed out: still running at the {record.cap_s:g} s cap (last: {last}{ended})"
+        return Verdict("unexpected", None, line, extra)
     if record.exit_code == 0:
         return _after_success(record, extra)
     return _after_failure(record, error, extra)

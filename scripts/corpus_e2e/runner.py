@@ -152,4 +152,5 @@ def run_recipe(
         hooks=hooks,
         known_defect=KNOWN_DEFECTS.get(f"{recipe.repository}/{recipe.relpath}"),
         unknown_flags=flags,
+        cap_s=settings.timeout_s,
     )

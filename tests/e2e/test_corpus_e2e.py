@@ -87,5 +87,6 @@ def test_a_run_the_cap_ends_is_unexpected_and_leaves_nothing_behind(
     record = run_recipe(recipes["ready"], RunSettings(IMAGE, 120, 6), env, work, cluster)
     verdict = classify(record)
     assert record.timed_out and verdict.status == "unexpected", verdict
-    assert verdict.line.startswith("timed out after 6s")
+    assert verdict.line.startswith("timed out: still running at the 6 s cap (last: waiting for"), verdict.line
+    assert verdict.line.endswith("then: interrupted: the job's containers were removed)")
     assert record.leftovers == () and cluster.job_containers() == []

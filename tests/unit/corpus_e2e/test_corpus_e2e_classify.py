@@ -202,9 +202,17 @@ def test_an_expected_failure_that_left_containers_is_unexpected() -> None:
 
 
 def test_a_run_ended_by_the_wall_clock_cap_is_unexpected_with_its_last_line() -> None:
-    verdict = classify(RunRecord(None, "", "waiting for GET /v1/models on 10.213.0.11:8000 (88.0s)\n", 90.2, True))
+    stderr = (
+        "waiting for GET /v1/models on 10.213.0.11:8000 (88.0s)\n"
+        "removing the job's containers from 10.213.0.11 (interrupted)\n"
+        "error: interrupted: the job's containers were removed\nhint: x\n"
+    )
+    verdict = classify(RunRecord(None, "", stderr, 93.2, True, cap_s=90))
     assert verdict.status == "unexpected"
-    assert verdict.line == "timed out after 90s (last: waiting for GET /v1/models on 10.213.0.11:8000 (88.0s))"
+    assert verdict.line == (
+        "timed out: still running at the 90 s cap (last: waiting for GET /v1/models on 10.213.0.11:8000 (88.0s); "
+        "then: interrupted: the job's containers were removed)"
+    )
 
 
 def test_a_failure_without_an_error_line_is_unexpected() -> None:
