@@ -4,8 +4,10 @@ unexpected and leaves nothing behind (sparkrun removes what it started on SIGTER
 
 from __future__ import annotations
 
+import shutil
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ if str(SCRIPTS) not in sys.path:
 
 from corpus_e2e.classify import classify  # noqa: E402 - scripts/ is not a package on the path
 from corpus_e2e.cluster import Cluster  # noqa: E402
-from corpus_e2e.registries import CorpusRecipe, corpus_recipes, isolated_env, register  # noqa: E402
+from corpus_e2e.registries import CorpusRecipe, control_dir, corpus_recipes, isolated_env, register  # noqa: E402
 from corpus_e2e.runner import RunSettings, run_recipe  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -49,8 +51,11 @@ RECIPES = {
 }
 
 
+Setup = tuple[dict[str, CorpusRecipe], dict[str, str], Path, Cluster]
+
+
 @pytest.fixture
-def corpus_run(testbed: Testbed, tmp_path: Path) -> tuple[dict[str, CorpusRecipe], dict[str, str], Path, Cluster]:
+def corpus_run(testbed: Testbed, tmp_path: Path) -> Iterator[Setup]:
     repo = tmp_path / "corpus" / "tester+recipes" / "recipes"
     repo.mkdir(parents=True)
     for name, body in RECIPES.items():
@@ -60,11 +65,12 @@ def corpus_run(testbed: Testbed, tmp_path: Path) -> tuple[dict[str, CorpusRecipe
     names = register(tmp_path / "corpus", work, env)
     testbed.script_run("cluster-file", str(work / "config"))
     recipes = {r.ref.rsplit("/", 1)[-1]: r for r in corpus_recipes(env, work, names)}
-    return recipes, env, work, Cluster(testbed.state_dir, testbed.hosts, owned=False)
+    yield recipes, env, work, Cluster(testbed.state_dir, testbed.hosts, owned=False)
+    shutil.rmtree(control_dir(), ignore_errors=True)
 
 
 def test_ready_recipes_are_stopped_and_expected_failures_recognised_from_real_runs(
-    corpus_run: tuple[dict[str, CorpusRecipe], dict[str, str], Path, Cluster],
+    corpus_run: Setup,
 ) -> None:
     recipes, env, work, cluster = corpus_run
     settings = RunSettings(IMAGE, 0.2, 90)
@@ -81,7 +87,7 @@ def test_ready_recipes_are_stopped_and_expected_failures_recognised_from_real_ru
 
 
 def test_a_run_the_cap_ends_is_unexpected_and_leaves_nothing_behind(
-    corpus_run: tuple[dict[str, CorpusRecipe], dict[str, str], Path, Cluster],
+    corpus_run: Setup,
 ) -> None:
     recipes, env, work, cluster = corpus_run
     record = run_recipe(recipes["ready"], RunSettings(IMAGE, 120, 6), env, work, cluster)

@@ -42,6 +42,7 @@ def test_every_corpus_repository_becomes_a_trusted_registry_and_every_recipe_is_
     corpus = _corpus(tmp_path / "corpus")
     work = tmp_path / "work"
     env = isolated_env(work, tmp_path / "tb")
+    env["SPARKRUN_SSH_CONTROL_DIR"] = str(tmp_path / "cm")  # no SSH here; keep /tmp clean
     names = register(corpus, work, env)
     assert names == {
         "official": "spark-arena+recipe-registry",
