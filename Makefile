@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: deps install test unit e2e lint fix types versions check demo bench bench-testbed clean testbed-up testbed-down testbed-status docs docs-check docs-serve
+.PHONY: deps install test unit e2e corpus-e2e lint fix types versions check demo bench bench-testbed clean testbed-up testbed-down testbed-status docs docs-check docs-serve
 
 $(BIN)/sparkrun: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ unit: install
 
 e2e: deps install
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+# Every recipe of the public corpus (../shared/corpus/recipes) launched for real on the local test cluster (root):
+# ready, or an expected failure (recipes/README.md, "Corpus end-to-end run"); report in build/corpus-e2e/.
+corpus-e2e: deps install
+	$(BIN)/python scripts/corpus-e2e.py $(CORPUS_E2E_ARGS)
 
 SHELL_SCRIPTS := scripts/*.sh scripts/testbed/lib/*.sh scripts/testbed/fake-nvidia-smi bench/*.sh .ci/run \
 	src/sparkrun/shell/*.sh src/sparkrun/shell/container/*.sh \
@@ -60,6 +65,7 @@ bench: install
 	bash bench/cli_startup.sh
 	bash bench/models.sh
 	bash bench/core_loop.sh
+	bash bench/setup_check.sh
 
 bench-testbed:
 	bash bench/testbed.sh

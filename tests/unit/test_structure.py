@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "core": {"errors", "hosts", "shell", "transport"},
     "models": {"errors", "config", "hosts", "shell", "transport", "core"},
     "jobs": {"errors", "config", "hosts", "clusters", "shell", "transport", "core"},
+    "setup": {"errors", "config", "hosts", "clusters", "shell", "transport", "core"},
     "launch": {
         "errors",
         "config",
@@ -73,6 +74,7 @@ ALLOWED: dict[str, set[str]] = {
         "runtimes",
         "plugins",
         "models",
+        "setup",
     },
     # The CLI parses, calls the core API and renders; it never reaches the execution layers (transport, shell,
     # jobs, launch) itself. `core` only for rendering its events.

@@ -159,6 +159,17 @@ class Console:
         if event.step.stream and self._progress is not None:
             self._progress.close()
             self._progress = None
+        if event.step.script.startswith("setup_") and event.step.script != "setup_check":
+            self._setup_step(event)
+
+    def _setup_step(self, event: Any) -> None:
+        """What a setup step changed (or why it had nothing to do), one line each."""
+        where = f"{event.step.host.address}: {event.step.phase}"
+        if event.result is None:
+            self.info(f"{where}: nothing to do: {event.step.noop}")
+        elif event.result.ok:
+            for line in event.result.output.all("changed") + event.result.output.all("unchanged"):
+                self.info(f"{where}: {line}")
 
     def finish(self) -> None:
         """Close a live status line left open (an interrupted readiness wait)."""

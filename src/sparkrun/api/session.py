@@ -1,31 +1,18 @@
-"""The core API: plan, run, status, logs and stop, taking plain values and returning results and events.
-
-It imports no Click and prints nothing: progress reaches the caller as events (`sparkrun.core.events`) through the
-`emit` callback, results come back as objects with `to_json()`. The CLI renders them; the Claude Code plugin, tests
-and other programs call the same functions:
-
-    from sparkrun.api import RecipeInput, Session, Target
-    session = Session(emit=print)
-    plan = session.plan_run(RecipeInput("qwen3-1.7b-vllm"), Target(hosts="spark1,spark2"))   # no connection
-    result = session.run(RecipeInput("qwen3-1.7b-vllm", values={"tensor_parallel": 2}), Target(cluster="lab"))
-    session.status(Target()).to_json()
-    session.stop(Target(), result.job.job)
-"""
+"""`Session`: the operations of the core API (see `sparkrun.api`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from sparkrun.clusters import Cluster, HostSelection, resolve_hosts
+from sparkrun.api.results import RunPlan, RunResult, Target, collecting, placeholders
+from sparkrun.clusters import HostSelection, resolve_hosts
 from sparkrun.config import UserConfig, load_user_config
 from sparkrun.core.apply import apply, combine
-from sparkrun.core.events import Emit, Note, StepFinished, StepProgress, Warning, ignore
+from sparkrun.core.events import Emit, Note, Warning, ignore
 from sparkrun.core.plan import Plan
 from sparkrun.errors import InputError, PartialFailure
 from sparkrun.hosts import Host
@@ -46,7 +33,8 @@ from sparkrun.launch.facts import HostFacts, parse_facts
 from sparkrun.launch.planner import JobPlan, plan_job
 from sparkrun.launch.request import RecipeInput, launch_request, resolve_input
 from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
-from sparkrun.recipes.resolved import ResolvedRecipe, preview_hosts
+from sparkrun.recipes.resolved import ResolvedRecipe
+from sparkrun.setup import HostSetup, Origin
 from sparkrun.shell import ParamValue, render_script
 from sparkrun.transport.base import Transport
 
@@ -55,69 +43,6 @@ if TYPE_CHECKING:
     from sparkrun.distribution.memory import MemoryCheck
     from sparkrun.distribution.report import SyncReport as Synced
     from sparkrun.distribution.runner import JobSync
-
-__all__ = ["RecipeInput", "RunPlan", "RunResult", "Session", "Target"]
-
-
-@dataclass(frozen=True)
-class Target:
-    """Which hosts, as a user names them: `-H a,b`, `--hosts-file F`, `--cluster C`, or nothing (the default
-    cluster, then `hosts:` in config.yaml, then, for job commands, the local records of launched jobs)."""
-
-    hosts: str | None = None
-    hosts_file: str | None = None
-    cluster: str | None = None
-
-    @property
-    def given(self) -> bool:
-        return bool(self.hosts or self.hosts_file or self.cluster)
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What `run` would do: the job (containers per rank) and the steps, before any connection."""
-
-    job: JobPlan
-    plan: Plan
-    warnings: tuple[str, ...] = ()
-    distribution: dict[str, Any] = field(default_factory=dict)  # what the job needs (model, image, memory)
-
-
-@dataclass
-class RunResult:
-    job: JobPlan
-    reused: bool = False
-    ready: bool = False
-    served_models: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    sync: dict[str, Any] = field(default_factory=dict)  # what distribution moved, per host
-
-    @property
-    def served_model(self) -> str:
-        return self.served_models[0] if self.served_models else self.job.served_model_name
-
-    def to_json(self) -> dict[str, Any]:
-        job = self.job
-        return {
-            "job": job.job,
-            "recipe": job.recipe_name,
-            "runtime": job.runtime,
-            "hosts": list(job.topology.hosts),
-            "endpoint": job.endpoint(),
-            "served_model_name": self.served_model,
-            "served_models": list(self.served_models),
-            "ready": self.ready,
-            "reused": self.reused,
-            "timings": self.timings,
-            "notes": self.notes,
-            "sync": self.sync,
-        }
-
-
-def _placeholders(count: int) -> HostSelection:
-    names = preview_hosts(count)
-    return HostSelection(tuple(Host(n) for n in names), "no hosts given: placeholders", Cluster("", names))
 
 
 class Session:
@@ -184,7 +109,7 @@ class Session:
     ) -> tuple[JobPlan, Any]:
         resolved = self._recipe(given, dry_run=dry_run, confirm=confirm)
         if dry_run and not target.given and self._default_selection() is None:
-            selection = _placeholders(resolved.nodes)
+            selection = placeholders(resolved.nodes)
         else:
             selection = self.select(target)
         lr = launch_request(resolved, selection, given)
@@ -261,7 +186,7 @@ class Session:
         result = RunResult(job, notes=list(plan.notes))
         for note in plan.notes:
             self.emit(Note(note))
-        with _collecting(self.emit, result) as emit:
+        with collecting(self.emit, result) as emit:
             apply(plan, self.transport, emit=emit, error_for=launch_error, keep_on_failure=keep_on_failure)
         result.ready = wait_ready
         self._record(job, result)
@@ -314,7 +239,7 @@ class Session:
         from sparkrun.distribution.memory import check_request  # deferred: loads the model layer
 
         resolved = self._recipe(given, dry_run=True, confirm=None)
-        return check_request(launch_request(resolved, _placeholders(resolved.nodes), given), offline)
+        return check_request(launch_request(resolved, placeholders(resolved.nodes), given), offline)
 
     # ---- status, logs, stop ------------------------------------------------------------------------------------
     def status(self, target: Target) -> StatusReport:
@@ -371,24 +296,9 @@ class Session:
             )
         return result
 
-
-@contextmanager
-def _collecting(emit: Emit, result: RunResult) -> Iterator[Emit]:
-    """Pass events on, and keep what a run result reports: timings, the names the engine serves."""
-
-    def collect(event: Any) -> None:
-        if isinstance(event, StepProgress) and event.step.script == "readiness":
-            if event.key == "timing":
-                name, _, secs = event.value.partition(" ")
-                result.timings[f"ready_{name}"] = float(secs or 0)
-            elif event.key == "models":
-                result.served_models = [m for m in event.value.split(",") if m]
-            elif event.key == "served" and event.value in result.served_models:
-                result.served_models.remove(event.value)
-                result.served_models.insert(0, event.value)
-        elif isinstance(event, StepFinished) and event.result is not None and event.step.script == "launch":
-            key = f"start_{event.step.phase.replace(' ', '_')}"
-            result.timings[key] = max(result.timings.get(key, 0.0), round(event.result.seconds, 3))
-        emit(event)
-
-    yield collect
+    # ---- setup -------------------------------------------------------------------------------------------------
+    def setup(self, target: Target, *, user: str | None = None) -> HostSetup:
+        """Host setup and checks on the target's hosts (`sparkrun.setup`): `.check()`, `.plan()`, `.apply()`,
+        `.fix()`; `user` replaces the SSH user. Fix commands it prints name the hosts the way `target` does."""
+        origin = Origin(target.hosts, target.hosts_file, target.cluster, user)
+        return HostSetup(lambda: self.select(target), self.transport, emit=self.emit, origin=origin)
