@@ -5,8 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-
-.PHONY: deps install test unit e2e lint fix types versions check demo bench bench-testbed clean testbed-up testbed-down testbed-status docs docs-check docs-serve reliability
+.PHONY: deps install test unit e2e corpus-e2e lint fix types versions check demo bench bench-testbed clean testbed-up testbed-down testbed-status docs docs-check docs-serve reliability
 
 $(BIN)/sparkrun: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +38,11 @@ reliability: deps install
 	SPARKRUN_RELIABILITY_DOC=docs/reliability.md $(BIN)/pytest tests/unit/reliability tests/e2e/test_faults*.py \
 		tests/e2e/test_hostile*.py $(PYTEST_ARGS)
 
+# Every recipe of the public corpus (../shared/corpus/recipes) launched for real on the local test cluster (root):
+# ready, or an expected failure (recipes/README.md, "Corpus end-to-end run"); report in build/corpus-e2e/.
+corpus-e2e: deps install
+	$(BIN)/python scripts/corpus-e2e.py $(CORPUS_E2E_ARGS)
+
 SHELL_SCRIPTS := scripts/*.sh scripts/testbed/lib/*.sh scripts/testbed/fake-nvidia-smi bench/*.sh .ci/run \
 	src/sparkrun/shell/*.sh src/sparkrun/shell/container/*.sh \
 	$(filter-out %/netplan,$(wildcard scripts/testbed/hostbin/*))
@@ -68,6 +72,7 @@ bench: install
 	bash bench/cli_startup.sh
 	bash bench/models.sh
 	bash bench/core_loop.sh
+	bash bench/setup_check.sh
 
 bench-testbed:
 	bash bench/testbed.sh

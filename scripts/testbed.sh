@@ -90,6 +90,16 @@
 # shellcheck disable=SC2034 source-path=SCRIPTDIR  # the settings below are used by the sourced testbed/lib/*.sh
 set -euo pipefail
 
+# Close the descriptors we inherited (e.g. from `flock LOCKFILE cmd`): hosts and daemons started from here live on,
+# and would hold such a lock for as long as they run, blocking every other test session. 255 is bash's own.
+for fd_path in /proc/"$$"/fd/*; do
+  fd=${fd_path##*/}
+  if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then
+    eval "exec $fd>&-" 2>/dev/null || true
+  fi
+done
+unset fd fd_path
+
 TB_STATE=${TB_STATE:-/var/lib/sparkrun-testbed}
 TB_STATE=${TB_STATE%/}
 TB_NET=10.213.0                    # root ns = .1, host i = .(TB_BASE+i), IB dummy = .(100+i)

@@ -10,6 +10,7 @@ cluster > `hosts:` in config.yaml. A cluster file (`<config>/clusters/<name>.yam
     ssh: {user: root, port: 22, identity_file: ~/.ssh/id_ed25519, options: {StrictHostKeyChecking: "yes"},
           connect_timeout: 10}
     hf_cache: ~/.cache/huggingface        # on the hosts; ~ is the SSH user's home there
+    download: auto                        # where a model is downloaded once: auto | control | head (distribution)
     container: {gpus: all, ipc: host, shm_size: 32g, ulimits: {memlock: "-1"}, docker_args: [], env: {}}
 """
 
@@ -28,6 +29,8 @@ from sparkrun.hosts import Host, SshSettings, is_local_address, parse_host_list,
 CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 DEFAULT_ULIMITS: Mapping[str, str] = {"memlock": "-1", "stack": "67108864"}
+DOWNLOAD_MODES = ("auto", "control", "head")
+LEGACY_TRANSFER_MODES = {"local": "control", "push": "control", "delegated": "head", "pull": "head"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Cluster:
     ssh: SshSettings = field(default_factory=SshSettings)
     hf_cache: str | None = None
     container: ContainerSettings = field(default_factory=ContainerSettings)
+    download: str = "auto"  # auto | control | head: where a model is downloaded (sparkrun.distribution.spec)
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,17 @@ def cluster_from_mapping(name: str, data: Mapping[str, Any], where: str) -> Clus
         ssh=_ssh_from(data.get("ssh"), where),
         hf_cache=str(data["hf_cache"]) if data.get("hf_cache") else None,
         container=_container_from(data.get("container"), where),
+        download=download_mode(data.get("download") or data.get("transfer_mode"), where),
     )
+
+
+def download_mode(value: Any, where: str = "download") -> str:
+    """`auto`, `control` or `head` (None: auto); the older tool's transfer modes map onto them."""
+    text = str(value or "auto").strip().lower()
+    text = LEGACY_TRANSFER_MODES.get(text, text)
+    if text not in DOWNLOAD_MODES:
+        raise ConfigError(f"{where}: download {value!r} is not one of {', '.join(DOWNLOAD_MODES)}")
+    return text
 
 
 def cluster_to_mapping(cluster: Cluster) -> dict[str, Any]:
@@ -165,6 +179,8 @@ def cluster_to_mapping(cluster: Cluster) -> dict[str, Any]:
     out["ssh"] = ssh
     if cluster.hf_cache:
         out["hf_cache"] = cluster.hf_cache
+    if cluster.download != "auto":
+        out["download"] = cluster.download
     out["container"] = container
     return out
 
@@ -302,6 +318,8 @@ def apply_changes(cluster: Cluster, **changes: Any) -> Cluster:
         out = replace(out, description=str(changes["description"]))
     if changes.get("hf_cache") is not None:
         out = replace(out, hf_cache=str(changes["hf_cache"]) or None)
+    if changes.get("download") is not None:
+        out = replace(out, download=download_mode(changes["download"], "--download"))
     return out
 
 
@@ -331,7 +349,8 @@ def resolve_hosts(
     config_cache = user_config.get("hf_cache")
     if config_cache is not None and not isinstance(config_cache, str):
         raise ConfigError(f"{user_config.path}: hf_cache: expected a path, got {type(config_cache).__name__}")
-    base = Cluster(name="", hosts=(), ssh=config_ssh, hf_cache=config_cache)
+    download = download_mode(user_config.get("download"), str(user_config.path))
+    base = Cluster(name="", hosts=(), ssh=config_ssh, hf_cache=config_cache, download=download)
     named: Cluster | None = None
     if cluster:
         named = load_cluster(cluster)

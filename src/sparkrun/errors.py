@@ -85,6 +85,12 @@ class TrustError(SparkrunError):
     exit_code = ExitCode.REFUSED
 
 
+class Refused(SparkrunError):
+    """Refused for safety (e.g. a plan whose memory estimate does not fit; `--force` overrides)."""
+
+    exit_code = ExitCode.REFUSED
+
+
 class StrictWarnings(SparkrunError):
     exit_code = ExitCode.WARNINGS
 

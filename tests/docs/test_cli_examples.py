@@ -12,16 +12,13 @@ from docs.doc_examples import ROOT, Example, all_examples, check_example, docume
 
 # Interfaces the documentation describes while they are being built elsewhere. Each entry makes the examples that use
 # it xfail(strict=True): once the interface exists the test passes unexpectedly and fails, and the entry goes.
-PENDING = {
-    "sync": "integrator is building `sparkrun sync`",
-    "model-cache": "integrator is building `sparkrun model-cache`",
-}
+PENDING: dict[str, str] = {}  # command -> why (`sync` and `model-cache` exist now)
 
 
 def _pending(example: Example) -> str | None:
     words = example.text.split()
     command = next((w for w in words[1:] if not w.startswith("-")), "")
-    return PENDING.get(command) if command in ("sync", "model-cache") else None
+    return PENDING.get(command)
 
 
 def _params() -> list[object]:

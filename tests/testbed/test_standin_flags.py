@@ -17,6 +17,7 @@ from testbed.standin_harness import Runner, free_port
 LISTS = [
     "vllm-serve",
     "sglang-serve",
+    "sglang-serve.older",
     "llama-server",
     "rpc-server",
     "ray-start",
@@ -123,6 +124,35 @@ def test_an_unknown_long_flag_from_another_version_is_accepted(
     mod = importlib.import_module(f"standin.{module}")
     flags = getattr(mod, "LLAMA_FLAGS", None) or mod.FLAGS
     assert flags.parse(argv).unknown == unknown
+
+
+def test_a_flag_an_earlier_sglang_release_had_is_accepted_by_its_exact_spelling_with_its_arity() -> None:
+    """sglang 0.5.23 dropped --cuda-graph-max-bs / --cuda-graph-bs (nargs '+') for per-phase flags, so in 0.5.23 they
+    are ambiguous prefixes; the releases the corpus's images ship (<= 0.5.18) accept them exactly."""
+    from standin.sglang import FLAGS
+
+    p = FLAGS.parse(["--model-path", "m", "--cuda-graph-max-bs", "16", "--cuda-graph-bs", "1", "2", "4", "--tp", "2"])
+    assert p.get("--cuda-graph-max-bs") == "16"
+    assert p.get_all("--cuda-graph-bs") == ["1", "2", "4"]
+    assert p.get("--tp-size") == "2" and p.positionals == []
+    assert p.unknown == ["--cuda-graph-max-bs 16", "--cuda-graph-bs 1 2 4"]  # the engine logs a warning for each
+    assert FLAGS.parse(["--enable-nan-detection"]).unknown == ["--enable-nan-detection"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--cuda-graph-max-b", "3"], "ambiguous option: --cuda-graph-max-b could match"),  # no prefixes of older flags
+        (["--cuda-graph-max-bs"], "expected one argument"),
+        (["--enable-nan-detection=1"], "ignored explicit argument"),
+        (["--served-model-name", "a", "b"], "unrecognized arguments: b"),  # one name in every release
+    ],
+)
+def test_sglang_still_refuses_what_every_release_refuses(argv: list[str], message: str) -> None:
+    from standin.sglang import FLAGS
+
+    with pytest.raises(UsageError, match=message):
+        FLAGS.parse(["--model-path", "m", *argv])
 
 
 def test_click_and_clap_engines_match_no_prefixes() -> None:

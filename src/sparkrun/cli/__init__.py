@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("sparkrun.cli.run:run", "Launch a recipe on the cluster and wait until it serves."),
     "status": ("sparkrun.cli.jobs:status", "Show the sparkrun containers running on the hosts."),
     "logs": ("sparkrun.cli.jobs:logs", "Show or follow a job's engine logs."),
+    "sync": ("sparkrun.cli.sync:sync", "Copy a recipe's model and image to the hosts (fetched once, host to host)."),
+    "model-cache": ("sparkrun.cli.model_cache:model_cache", "The hosts' Hugging Face caches: list, inspect, prune."),
     "stop": ("sparkrun.cli.jobs:stop", "Stop a job (or --all) on every host."),
     "list": ("sparkrun.cli.recipe:list_cmd", "List recipes (alias of `recipe list`)."),
     "search": ("sparkrun.cli.recipe:search_cmd", "Search recipes (alias of `recipe search`)."),

@@ -28,6 +28,11 @@ def _settings_options(func: F) -> F:
         click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE", help="Extra `ssh -o` option."),
         click.option("--connect-timeout", type=float, help="SSH connect timeout in seconds (default 10)."),
         click.option("--cache-dir", "hf_cache", help="Hugging Face cache on the hosts (default ~/.cache/huggingface)."),
+        click.option(
+            "--download",
+            type=click.Choice(["auto", "control", "head"]),
+            help="Where a model is downloaded once: this machine, the head, or auto (the head if it reaches the Hub).",
+        ),
         click.option("--gpus", help="docker --gpus value (default all; 'none' to omit)."),
         click.option("--ipc", help="docker --ipc value (default host)."),
         click.option("--shm-size", help="docker --shm-size value (default 32g)."),

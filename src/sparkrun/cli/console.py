@@ -36,8 +36,10 @@ class Console:
     def __init__(self, verbosity: int = 0, quiet: bool = False) -> None:
         self.verbosity = verbosity
         self.quiet = quiet
+        self.json_events = False  # --json commands: every event as one JSON line on stderr
         self._lock = threading.Lock()
         self._progress: ProgressLine | None = None
+        self._transfers: Any = None  # transfer_view.TransferView, once a copy reports progress
 
     # ---- messages (stderr) -------------------------------------------------------------------------
     @staticmethod
@@ -105,7 +107,11 @@ class Console:
         from sparkrun.core import events as ev  # deferred: only commands that run the core get here
 
         with self._lock:
-            if isinstance(event, ev.Note):
+            if self.json_events:
+                self._err(json.dumps(event.to_json(), default=str))
+            elif isinstance(event, ev.TransferProgress | ev.TransferFinished | ev.MemoryEstimate):
+                self._distribution(event)
+            elif isinstance(event, ev.Note):
                 self.info(f"note: {event.message}")
             elif isinstance(event, ev.Warning):
                 self.warn(event.message)
@@ -118,7 +124,25 @@ class Console:
             elif isinstance(event, ev.Cleanup):
                 self._cleanup(event)
 
+    def _distribution(self, event: Any) -> None:
+        from sparkrun.cli.transfer_view import TransferView  # deferred: only commands that copy get here
+        from sparkrun.core import events as ev  # deferred: see render
+
+        if isinstance(event, ev.MemoryEstimate):
+            self.info(event.text)
+            return
+        if self._transfers is None:
+            self._transfers = TransferView()
+        if self.quiet:
+            return
+        if isinstance(event, ev.TransferProgress):
+            self._transfers.progress(event)
+        else:
+            self._transfers.finished(event)
+
     def _phase(self, event: Any) -> None:
+        if self._transfers is not None and not event.phase.startswith("sync"):
+            self._transfers.close()
         live = [s for s in event.steps if not s.noop]
         if not live:
             return
@@ -131,6 +155,8 @@ class Console:
         elif event.phase in ("lease", "confirm"):  # the launch lease: routine, shown with -v
             for step in live:
                 self.detail(step.summary)
+        elif event.phase in ("sync: links", "sync: hub"):
+            self.detail(live[0].summary if len(live) == 1 else f"{event.phase}: {len(live)} link(s)")
         elif event.phase != "probe":
             self.info(live[0].summary if len(live) == 1 else f"{event.phase}: {len(live)} host(s)")
 
@@ -145,10 +171,23 @@ class Console:
         if event.step.stream and self._progress is not None:
             self._progress.close()
             self._progress = None
+        if event.step.script.startswith("setup_") and event.step.script != "setup_check":
+            self._setup_step(event)
+
+    def _setup_step(self, event: Any) -> None:
+        """What a setup step changed (or why it had nothing to do), one line each."""
+        where = f"{event.step.host.address}: {event.step.phase}"
+        if event.result is None:
+            self.info(f"{where}: nothing to do: {event.step.noop}")
+        elif event.result.ok:
+            for line in event.result.output.all("changed") + event.result.output.all("unchanged"):
+                self.info(f"{where}: {line}")
 
     def finish(self) -> None:
         """Close a live status line left open (an interrupted readiness wait)."""
         with self._lock:
+            if self._transfers is not None:
+                self._transfers.close()
             if self._progress is not None:
                 self._progress.close()
                 self._progress = None

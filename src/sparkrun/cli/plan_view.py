@@ -70,6 +70,7 @@ def plan_json(rp: RunPlan) -> dict[str, Any]:
         "undo": rp.plan.to_json()["undo"],
         "notes": [*job.notes, *rp.plan.notes],
         "warnings": list(rp.warnings),
+        "distribution": rp.distribution,  # what the job needs: model (file list, sizes), image, memory estimate
     }
 
 

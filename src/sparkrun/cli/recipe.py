@@ -14,7 +14,9 @@ import click
 from sparkrun.cli.completion import complete_recipe
 from sparkrun.cli.context import AppContext, pass_app
 from sparkrun.cli.options import serve_value_options
+from sparkrun.cli.vram import show_vram, vram
 from sparkrun.errors import SparkrunError
+from sparkrun.secrets import masked
 
 if TYPE_CHECKING:
     from sparkrun.recipes.catalog import Entry
@@ -105,7 +107,7 @@ def _print_show(app: AppContext, data: ShowData) -> None:
     app.console.table(["SETTING", "VALUE", "FROM"], rows, title="Settings (CLI > overrides > recipe > runtime)")
     if data.settings.env:
         out("\nEnvironment:")
-        for name, value in sorted(data.settings.env.items()):
+        for name, value in sorted(masked(data.settings.env).items()):
             out(f"  {name}={value}")
     for rank in data.ranks:
         out(f"\nServe command (rank {rank.rank}, {rank.role}):")
@@ -128,7 +130,7 @@ def _show_value(value: Any) -> str:
 @click.argument("recipe_name", shell_complete=complete_recipe)
 @serve_value_options
 @click.option("--nodes", type=click.IntRange(min=1), help="Preview for this many hosts (default: from parallelism).")
-@click.option("--no-vram", is_flag=True, hidden=True, help="Accepted for compatibility.")
+@click.option("--no-vram", is_flag=True, help="Skip the memory estimate.")
 @_json_opt
 @pass_app
 def show_cmd(
@@ -150,10 +152,12 @@ def show_cmd(
     data = describe(
         recipe, app.runtimes, cli_values=cli_values, options=options, image=image, nodes=nodes, mods=resolver.mod_dirs
     )
+    check = None if no_vram else show_vram(app, recipe_name, {**cli_values, "image": image, "options": options})
     if as_json:
-        app.console.json(data.to_json())
+        app.console.json({**data.to_json(), "vram": check.to_json() if check else None})
     else:
         _print_show(app, data)
+        app.console.out("\n" + check.text() if check else "")
 
 
 # ---- validate ----------------------------------------------------------------------------------------------------
@@ -211,5 +215,5 @@ def recipe() -> None:
     """Recipes: list, search, show, validate."""
 
 
-for _command in (list_cmd, search_cmd, show_cmd, validate_cmd):
+for _command in (list_cmd, search_cmd, show_cmd, validate_cmd, vram):
     recipe.add_command(_command)

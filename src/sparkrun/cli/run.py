@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 @click.option("--ensure", is_flag=True, help="Reuse an identical running job instead of relaunching.")
 @click.option("--no-rm", is_flag=True, help="Keep containers after a failure (for debugging).")
 @click.option("--trust", is_flag=True, help="Allow hooks and isolation-breaking settings of an untrusted recipe.")
-@click.option("--offline", is_flag=True, help="Never pull images; fail if one is missing.")
+@click.option("--offline", is_flag=True, help="Nothing from the Hub or a registry; copy only what hosts have.")
+@click.option("--no-sync", is_flag=True, help="Do not copy the model and image first; the engine finds them itself.")
+@click.option("--force", is_flag=True, help="Launch even when the memory estimate says it cannot fit.")
 @pass_app
 def run(
     app: AppContext,

@@ -29,6 +29,8 @@ def recipe_input(ref: str, extra_args: Sequence[str], values: Mapping[str, Any],
         extra_args=tuple(extra_args),
         trust=bool(values.get("trust")),
         offline=bool(values.get("offline")),
+        sync=not values.get("no_sync"),
+        force=bool(values.get("force")),
     )
 
 

@@ -101,6 +101,59 @@ class Cleanup(Event):
         return {"event": self.kind, "hosts": list(self.hosts), "reason": self.reason, "failed": list(self.failed)}
 
 
+@dataclass(frozen=True)
+class TransferProgress(Event):
+    """Bytes a host holds so far of something being copied to it or downloaded (distribution)."""
+
+    host: str  # a host address, or "this machine" for a download here
+    item: str  # "model org/name", "image name:tag", "download org/name"
+    done: int
+    total: int  # 0: not known in advance
+    kind = "transfer"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind, "host": self.host, "item": self.item, "done": self.done, "total": self.total}
+
+
+@dataclass(frozen=True)
+class TransferFinished(Event):
+    """One host's share of a copy or download, done (or failed: `error`)."""
+
+    host: str
+    item: str
+    moved: int  # bytes written on the host
+    skipped: int  # bytes it already held
+    seconds: float
+    route: str = ""  # how the bytes got there ("from 10.0.0.11 over 192.168.100.12", "through this machine", ...)
+    error: str | None = None
+    kind = "transfer-done"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "host": self.host,
+            "item": self.item,
+            "moved": self.moved,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+            "route": self.route,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class MemoryEstimate(Event):
+    """The per-host memory estimate of a plan (the run header): `text` is the table, `data` its JSON form."""
+
+    text: str
+    fits: bool | None  # None: no estimate (see text)
+    data: dict[str, Any] = field(default_factory=dict)
+    kind = "memory"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind, "fits": self.fits, **self.data}
+
+
 Emit = Callable[[Event], None]
 
 

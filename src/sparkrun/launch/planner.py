@@ -176,7 +176,8 @@ def _rank_plan(ctx: _JobContext, spec: RankSpec, host: Host, address: str, facts
     plain_spec, secret_spec = split_secrets(spec_env)
     plain_cli, secret_cli = split_secrets(dict(lr.env))
     detected = dict(facts.ib_env) if facts is not None else {}
-    env = {"HF_HOME": HF_CACHE_IN_CONTAINER, **detected, **plain_cluster, **plain_spec, **plain_cli}
+    synced = {"HF_HUB_OFFLINE": "1"} if lr.hub_offline else {}  # the model is in this host's cache (distribution)
+    env = {"HF_HOME": HF_CACHE_IN_CONTAINER, **synced, **detected, **plain_cluster, **plain_spec, **plain_cli}
     # A recipe that writes `HF_TOKEN: "${HF_TOKEN}"` means "pass mine on": the forwarded value wins over the text.
     secret_spec = {k: v for k, v in secret_spec.items() if not (k in lr.secrets and v.startswith("$"))}
     secrets = {**lr.secrets, **secret_cluster, **secret_spec, **secret_cli}

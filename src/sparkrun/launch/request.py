@@ -13,7 +13,10 @@ from typing import Any
 from sparkrun.clusters import HostSelection
 from sparkrun.hosts import split_assignments
 from sparkrun.launch.hooks import HookSet, Renderer, pack_mods
+from sparkrun.models.errors import ModelError
+from sparkrun.models.manifest import ModelRequest, request_from_recipe
 from sparkrun.recipes import lookup, trust
+from sparkrun.recipes.model import Recipe
 from sparkrun.recipes.readiness import Readiness
 from sparkrun.recipes.request import RuntimeLookup
 from sparkrun.recipes.resolved import ResolvedRecipe, resolve
@@ -43,6 +46,9 @@ class LaunchRequest:
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     hooks: HookSet = field(default_factory=HookSet)
     render_hook: Renderer | None = None  # fills hook placeholders, shell-quoted (the recipe layer's renderer)
+    model_request: ModelRequest | None = None  # what to fetch from the Hub (None: a path on the hosts)
+    model_metadata: Mapping[str, Any] = field(default_factory=dict)  # the recipe's `metadata:` (VRAM estimate)
+    hub_offline: bool = False  # the model is synced to every host: containers get HF_HUB_OFFLINE=1
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class RecipeInput:
     extra_args: Sequence[str] = ()  # after `--`
     trust: bool = False
     offline: bool = False
+    sync: bool = True  # put the model and image on every host first (False: the engine finds them itself)
+    force: bool = False  # launch even when the memory estimate says it cannot fit
 
 
 def resolve_input(
@@ -123,4 +131,15 @@ def launch_request(resolved: ResolvedRecipe, selection: HostSelection, given: Re
         extra_labels=split_assignments(given.labels, what="--label"),
         hooks=hooks,
         render_hook=resolved.render_hook,
+        model_request=hub_model_request(recipe, resolved.runtime.name, resolved.settings),
+        model_metadata=recipe.metadata,
     )
+
+
+def hub_model_request(recipe: Recipe, runtime: str, settings: Mapping[str, Any]) -> ModelRequest | None:
+    """The model to fetch from the Hub (repo, revision, patterns), or None for a path on the hosts or a name that is
+    no Hub repo id (the engine resolves it itself)."""
+    try:
+        return request_from_recipe(recipe, runtime, settings)
+    except ModelError:
+        return None

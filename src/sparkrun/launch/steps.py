@@ -93,9 +93,13 @@ def probe_plan(job: JobPlan) -> Plan:
     return Plan(tuple(steps))
 
 
-def check_facts(job: JobPlan, facts: Mapping[str, HostFacts], *, wait_ready: bool) -> list[HostError]:
-    """What the probe found that stops this launch before anything starts."""
+def check_facts(
+    job: JobPlan, facts: Mapping[str, HostFacts], *, wait_ready: bool, synced: bool = False
+) -> list[HostError]:
+    """What the probe found that stops this launch before anything starts. `synced`: distribution copies the image
+    to the hosts that lack it, so under --offline one host having it is enough."""
     errors: list[HostError] = []
+    shared = synced and any(facts[h.address].has_image(job.image) for h in job.hosts)
     for rank in job.ranks:
         f = facts[rank.host.address]
         if f.docker != "ok":
@@ -104,7 +108,8 @@ def check_facts(job: JobPlan, facts: Mapping[str, HostFacts], *, wait_ready: boo
             continue
         if f.ib_error:
             errors.append(HostError(f.host, "probe", f"network detection: {f.ib_error}"))
-        if job.pull == "never" and not (f.has_image(job.image) or (image_source(job, facts) and _has_source(job, f))):
+        present = shared or f.has_image(job.image) or (image_source(job, facts) and _has_source(job, f))
+        if job.pull == "never" and not present:
             errors.append(HostError(f.host, "probe", f"image {job.image} is not present and --offline forbids pulling"))
         errors += _port_clash(f, [p for p in (rank.spec.api_port, rank.spec.wait_port) if p])
     api = facts[job.api_rank.host.address]

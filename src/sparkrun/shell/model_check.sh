@@ -5,9 +5,12 @@
 #   sha256 for LFS files, git blob id for the others), FIX_LINKS (1: create missing snapshot symlinks for complete
 #   blobs and write refs/REF_NAME, as huggingface_hub would), and parallel arrays FILE_PATHS, FILE_SIZES, FILE_BLOBS
 #   (blob names), FILE_SHA256 (empty when unknown), FILE_BLOB_IDS (empty when unknown).
+#   Optional: VERIFIED_DIR (with VERIFY=1: a file whose size, mtime, ctime and inode match the marker written there
+#   when it last hashed correctly is not hashed again; sparkrun's distribution keeps it in HF_HOME/sparkrun),
+#   PARTIAL_SUFFIX (report blobs/BLOB+SUFFIX, an unfinished copy, as model-partial).
 # Events: model-file STATE SIZE PATH (STATE: present, unlinked, missing, partial, oversize, checksum; SIZE: bytes
 #   found), model-ref STATE NAME (ok, fixed, missing, stale), model-summary present=N unlinked=N missing=N corrupt=N
-#   bytes_missing=B
+#   bytes_missing=B, model-partial SIZE PATH (an unfinished copy of a missing file, with PARTIAL_SUFFIX)
 # shellcheck disable=SC2154  # inputs come from the preamble
 
 hub=${HUB_DIR/#\~/$HOME}
@@ -32,6 +35,28 @@ checksum_ok() {
     got=$({ printf 'blob %s\0' "$size"; cat -- "$file"; } | sha1sum) || return 1
     [ "${got%% *}" = "$blob_id" ]
   fi
+}
+
+verified_dir=${VERIFIED_DIR:-}
+verified_dir=${verified_dir/#\~/$HOME}
+partial_suffix=${PARTIAL_SUFFIX:-}
+
+# stat_key FILE: what changes when a file's content is rewritten (size, mtime, ctime, inode).
+stat_key() { stat -L -c '%s %.9Y %.9Z %i' -- "$1" 2>/dev/null; }
+
+# verified FILE SIZE SHA256 BLOB_ID BLOB: checksum_ok, skipped while the marker of an earlier success still matches.
+verified() {
+  local file=$1 blob=$5 marker key
+  [ -n "$verified_dir" ] || { checksum_ok "$1" "$2" "$3" "$4"; return; }
+  marker="$verified_dir/$REPO_FOLDER/$blob"
+  key=$(stat_key "$file")
+  if [ -f "$marker" ] && [ "$(<"$marker")" = "$key" ]; then return 0; fi
+  if checksum_ok "$1" "$2" "$3" "$4"; then
+    mkdir -p -- "${marker%/*}" && printf '%s' "$key" >"$marker.$$" && mv -f -- "$marker.$$" "$marker"
+    return 0
+  fi
+  rm -f -- "$marker"
+  return 1
 }
 
 # link_file REL BLOB: snapshots/COMMIT/REL -> ../../blobs/BLOB (one more ../ per directory level), atomically.
@@ -63,7 +88,7 @@ for i in "${!FILE_PATHS[@]}"; do
       state=partial
     elif [ "$size" -gt "$want" ]; then
       state=oversize
-    elif [ "$VERIFY" = 1 ] && ! checksum_ok "$target" "$size" "${FILE_SHA256[i]}" "${FILE_BLOB_IDS[i]}"; then
+    elif [ "$VERIFY" = 1 ] && ! verified "$target" "$size" "${FILE_SHA256[i]}" "${FILE_BLOB_IDS[i]}" "$blob"; then
       state=checksum
     elif [ "$state" = unlinked ] && [ "$FIX_LINKS" = 1 ] && link_file "$rel" "$blob"; then
       state=present
@@ -76,6 +101,9 @@ for i in "${!FILE_PATHS[@]}"; do
     *) corrupt=$((corrupt + 1)) bytes_missing=$((bytes_missing + want)) ;;
   esac
   sr_emit model-file "$state $size $rel"
+  if [ -n "$partial_suffix" ] && [ "$state" != present ] && [ -f "$root/blobs/$blob$partial_suffix" ]; then
+    sr_emit model-partial "$(stat -c %s -- "$root/blobs/$blob$partial_suffix" 2>/dev/null || echo 0) $rel"
+  fi
 done
 
 if [ -n "$REF_NAME" ]; then

@@ -7,7 +7,10 @@ values of one-letter options (argparse: ``-q3``), several values for the flags t
 
 Lenient like the engines across versions: a well-formed long flag that is not in the list (it may exist in another
 version of the engine) is accepted and recorded in :attr:`Parsed.unknown` (the engines log a warning line for it);
-it takes the next argument as its value unless that is an option. Malformed input the real parser rejects (a
+it takes the next argument as its value unless that is an option. Flags that earlier releases had and the listed one
+dropped (``flags/<name>.older.txt``, loaded with ``older=``) are matched by their exact spelling only, before any
+prefix matching (argparse prefers an exact match), with their real arity (``--cuda-graph-bs 1 2 4``), and are also
+recorded in :attr:`Parsed.unknown`. Malformed input the real parser rejects (a
 missing value, a value given to a switch, an ambiguous prefix, an unknown short option, a stray positional) raises
 :class:`UsageError`. sparkrun's own flags are checked strictly against the lists by its unit tests.
 """
@@ -87,6 +90,7 @@ class FlagSet:
         self.aliases = aliases  # every spelling (incl. the canonical one) -> canonical name
         self.negations = negations  # spellings that turn a switch off
         self.dialect = dialect
+        self.older: dict[str, str] = {}  # spellings of earlier releases' flags (exact match only) -> canonical name
 
     @classmethod
     def load(
@@ -96,13 +100,28 @@ class FlagSet:
         nargs: dict[str, str] | None = None,
         extra: list[str] | None = None,
         optional_value: frozenset[str] = frozenset(),
+        older: str | None = None,
     ) -> FlagSet:
         """Load flag lists ``flags/<name>.txt`` (later lists may add flags), plus ``extra`` lines. Flags in
-        ``optional_value`` take 0 or 1 value whatever the list says (clap's ``num_args = 0..=1``)."""
+        ``optional_value`` take 0 or 1 value whatever the list says (clap's ``num_args = 0..=1``). ``older`` names a
+        list of flags earlier releases had (``flags/<older>.txt``): accepted by exact spelling, never as a prefix."""
         lines: list[str] = []
         for name in names:
             lines += (FLAGS_DIR / f"{name}.txt").read_text().splitlines()
         lines += extra or []
+        current = cls._from_lines(lines, dialect, nargs, optional_value)
+        if older is not None:
+            former = cls._from_lines((FLAGS_DIR / f"{older}.txt").read_text().splitlines(), dialect, nargs, frozenset())
+            fresh = {s: c for s, c in former.aliases.items() if s not in current.aliases}
+            current.older = fresh
+            current.flags.update({c: former.flags[c] for c in set(fresh.values()) if c not in current.flags})
+            current.negations |= former.negations & set(fresh)
+        return current
+
+    @classmethod
+    def _from_lines(
+        cls, lines: list[str], dialect: Dialect, nargs: dict[str, str] | None, optional_value: frozenset[str]
+    ) -> FlagSet:
         flags: list[Flag] = []
         aliases: dict[str, str] = {}
         negations: set[str] = set()
@@ -135,7 +154,7 @@ class FlagSet:
     def lookup(self, spelling: str) -> str | None:
         """The spelling as known to the list (exact, snake_case, or a unique prefix), or None."""
         norm = self._normalize(spelling)
-        if norm in self.aliases:
+        if norm in self.aliases or norm in self.older:
             return norm
         if self.dialect.abbrev and norm.startswith("--") and len(norm) > 2:
             matches = sorted({s for s in self.aliases if s.startswith("--") and s.startswith(norm)})
@@ -145,6 +164,10 @@ class FlagSet:
                 shown = ", ".join(matches[:6]) + (", ..." if len(matches) > 6 else "")
                 raise UsageError(f"ambiguous option: {spelling} could match {shown}")
         return None
+
+    def canonical(self, spelling: str) -> str:
+        """The canonical name of a spelling `lookup` returned."""
+        return self.aliases.get(spelling) or self.older[spelling]
 
     def _is_option(self, token: str) -> bool:
         return token.startswith("-") and token != "-" and not re.fullmatch(r"-\d+(\.\d+)?", token)
@@ -182,19 +205,21 @@ class FlagSet:
                 return after
         if known is None and self.dialect.attached_short and re.fullmatch(r"-[A-Za-z]\S+", token):
             short = self.lookup(token[:2])
-            if short is not None and self.flags[self.aliases[short]].takes_value:
+            if short is not None and self.flags[self.canonical(short)].takes_value:
                 spelling, eq, inline, known = token[:2], True, token[2:], short
         if known is None:
             return self._unknown(out, argv, i, token, spelling, eq, inline)
-        flag = self.flags[self.aliases[known]]
+        flag = self.flags[self.canonical(known)]
         out.order.append(flag.name)
         if not flag.takes_value:
             if eq:
                 raise UsageError(f"argument {known}: ignored explicit argument '{inline}'")
             out.switches[flag.name] = known not in self.negations
+            out.unknown += [known] if known in self.older else []
             return i
         values, i = self._take_values(flag, argv, i, known, eq, inline)
         out.values.setdefault(flag.name, []).extend(values)
+        out.unknown += [" ".join([known, *values])] if known in self.older else []
         return i
 
     def _opt_level(self, token: str) -> tuple[str, bool, str]:
@@ -206,10 +231,10 @@ class FlagSet:
         """`--json-option.key value` (vLLM: any JSON-valued option): the index after it, or None if not one."""
         head = spelling.split(".", 1)[0]
         base = self.lookup(head)
-        if base is None or not self.flags[self.aliases[base]].takes_value:
+        if base is None or not self.flags[self.canonical(base)].takes_value:
             return None
         value, i = self._take_one(argv, i, spelling, eq, inline)
-        name = self.aliases[base]
+        name = self.canonical(base)
         out.values.setdefault(name, []).append(f"{spelling[len(head) + 1 :]}={value}")
         out.order.append(name)
         return i

@@ -27,7 +27,15 @@ from .server import HttpApp, ServedModel
 FLAGS = FlagSet.load(
     "sglang-serve",
     dialect=Dialect(equals=True, abbrev=True, attached_short=True),
-    nargs={"--lora-paths": "*", "--cuda-graph-bs-decode": "+", "--cuda-graph-bs-prefill": "+"},
+    nargs={
+        "--lora-paths": "*",
+        "--cuda-graph-bs-decode": "+",
+        "--cuda-graph-bs-prefill": "+",
+        # flags of earlier releases (sglang-serve.older.txt)
+        "--cuda-graph-bs": "+",
+        "--piecewise-cuda-graph-tokens": "+",
+    },
+    older="sglang-serve.older",
 )
 VERSION = version_from_list("sglang-serve", r"\(sglang ([0-9][^ )]*)\)", "0.5.23")
 USAGE = "usage: sglang serve [-h] --model-path MODEL_PATH [options]"

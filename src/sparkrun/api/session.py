@@ -1,30 +1,18 @@
-"""The core API: plan, run, status, logs and stop, taking plain values and returning results and events.
-
-It imports no Click and prints nothing: progress reaches the caller as events (`sparkrun.core.events`) through the
-`emit` callback, results come back as objects with `to_json()`. The CLI renders them; the Claude Code plugin, tests
-and other programs call the same functions:
-
-    from sparkrun.api import RecipeInput, Session, Target
-    session = Session(emit=print)
-    plan = session.plan_run(RecipeInput("qwen3-1.7b-vllm"), Target(hosts="spark1,spark2"))   # no connection
-    result = session.run(RecipeInput("qwen3-1.7b-vllm", values={"tensor_parallel": 2}), Target(cluster="lab"))
-    session.status(Target()).to_json()
-    session.stop(Target(), result.job.job)
-"""
+"""`Session`: the operations of the core API (see `sparkrun.api`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sparkrun.clusters import Cluster, HostSelection, resolve_hosts
+from sparkrun.api.results import RunPlan, RunResult, Target, collecting, placeholders
+from sparkrun.clusters import HostSelection, resolve_hosts
 from sparkrun.config import UserConfig, load_user_config
 from sparkrun.core.apply import apply, combine
-from sparkrun.core.events import Emit, Note, StepFinished, StepProgress, Warning, ignore
+from sparkrun.core.events import Emit, Note, Warning, ignore
 from sparkrun.core.plan import Plan
 from sparkrun.errors import InputError, PartialFailure
 from sparkrun.hosts import Host
@@ -43,74 +31,20 @@ from sparkrun.jobs.lookup import selection_for_job, selection_for_records, ssh_t
 from sparkrun.jobs.records import JobStore
 from sparkrun.launch.facts import HostFacts, parse_facts
 from sparkrun.launch.guard import check_job
-from sparkrun.launch.lease import Heartbeat, Lease, LeasedTransport, lease_events, lease_seconds, renewing
+from sparkrun.launch.lease import Heartbeat, Lease, LeasedTransport, lease_seconds, renewing
 from sparkrun.launch.planner import JobPlan, plan_job
 from sparkrun.launch.request import RecipeInput, launch_request, resolve_input
 from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
-from sparkrun.recipes.resolved import preview_hosts
+from sparkrun.recipes.resolved import ResolvedRecipe
+from sparkrun.setup import HostSetup, Origin
 from sparkrun.shell import ParamValue, render_script
 from sparkrun.transport.base import Transport
 
-__all__ = ["RecipeInput", "RunPlan", "RunResult", "Session", "Target"]
-
-
-@dataclass(frozen=True)
-class Target:
-    """Which hosts, as a user names them: `-H a,b`, `--hosts-file F`, `--cluster C`, or nothing (the default
-    cluster, then `hosts:` in config.yaml, then, for job commands, the local records of launched jobs)."""
-
-    hosts: str | None = None
-    hosts_file: str | None = None
-    cluster: str | None = None
-
-    @property
-    def given(self) -> bool:
-        return bool(self.hosts or self.hosts_file or self.cluster)
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What `run` would do: the job (containers per rank) and the steps, before any connection."""
-
-    job: JobPlan
-    plan: Plan
-    warnings: tuple[str, ...] = ()
-
-
-@dataclass
-class RunResult:
-    job: JobPlan
-    reused: bool = False
-    ready: bool = False
-    served_models: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    lease: Heartbeat | None = field(default=None, repr=False)  # still renewing (`run(hold=True)`): `Session.release`
-
-    @property
-    def served_model(self) -> str:
-        return self.served_models[0] if self.served_models else self.job.served_model_name
-
-    def to_json(self) -> dict[str, Any]:
-        job = self.job
-        return {
-            "job": job.job,
-            "recipe": job.recipe_name,
-            "runtime": job.runtime,
-            "hosts": list(job.topology.hosts),
-            "endpoint": job.endpoint(),
-            "served_model_name": self.served_model,
-            "served_models": list(self.served_models),
-            "ready": self.ready,
-            "reused": self.reused,
-            "timings": self.timings,
-            "notes": self.notes,
-        }
-
-
-def _placeholders(count: int) -> HostSelection:
-    names = preview_hosts(count)
-    return HostSelection(tuple(Host(n) for n in names), "no hosts given: placeholders", Cluster("", names))
+if TYPE_CHECKING:
+    from sparkrun.distribution.cache_ops import CacheOps
+    from sparkrun.distribution.memory import MemoryCheck
+    from sparkrun.distribution.report import SyncReport as Synced
+    from sparkrun.distribution.runner import JobSync
 
 
 class Session:
@@ -168,19 +102,16 @@ class Session:
         return selection_for_job(self.store, ref) or self.select(target)
 
     # ---- run ---------------------------------------------------------------------------------------------------
+    def _recipe(self, given: RecipeInput, *, dry_run: bool, confirm: Callable[[str], bool] | None) -> ResolvedRecipe:
+        notify, warn = (lambda m: self.emit(Note(m))), (lambda m: self.emit(Warning(m)))
+        return resolve_input(self.runtimes, given, notify=notify, warn=warn, dry_run=dry_run, confirm=confirm)
+
     def _resolve(
         self, given: RecipeInput, target: Target, *, dry_run: bool, confirm: Callable[[str], bool] | None
     ) -> tuple[JobPlan, Any]:
-        resolved = resolve_input(
-            self.runtimes,
-            given,
-            notify=lambda m: self.emit(Note(m)),
-            warn=lambda m: self.emit(Warning(m)),
-            dry_run=dry_run,
-            confirm=confirm,
-        )
+        resolved = self._recipe(given, dry_run=dry_run, confirm=confirm)
         if dry_run and not target.given and self._default_selection() is None:
-            selection = _placeholders(resolved.nodes)
+            selection = placeholders(resolved.nodes)
         else:
             selection = self.select(target)
         lr = launch_request(resolved, selection, given)
@@ -198,12 +129,17 @@ class Session:
 
         self.emit = keep
         try:
-            job, _lr = self._resolve(given, target, dry_run=True, confirm=None)
+            job, lr = self._resolve(given, target, dry_run=True, confirm=None)
         finally:
             self.emit = outer
+        sync, notes, needs = Plan(()), list[str](), dict[str, Any]()
+        if given.sync:
+            from sparkrun.distribution.runner import dry_run_job  # deferred: loads the model layer
+
+            job, sync, notes, needs = dry_run_job(job, lr)
         lease = Lease(job.job, "dry-run", lease_seconds(self.config))
-        plan = probe_plan(job).then(launch_plan(job, None, wait_ready=True, lease=lease))
-        return RunPlan(job, plan, tuple(warnings))
+        plan = probe_plan(job).then(sync).then(launch_plan(job, None, wait_ready=True, lease=lease))
+        return RunPlan(job, dataclasses.replace(plan, notes=(*plan.notes, *notes)), tuple(warnings), needs)
 
     def probe(self, job: JobPlan) -> dict[str, HostFacts]:
         finished = apply(probe_plan(job), self.transport, emit=self.emit)
@@ -229,17 +165,25 @@ class Session:
         with self.store.pending(first.job, "launch", recipe=first.recipe_name, hosts=hosts):
             facts = self.probe(first)
             job = check_job(plan_job(lr, facts))
-            errors = check_facts(job, facts, wait_ready=wait_ready)
+            errors = check_facts(job, facts, wait_ready=wait_ready, synced=given.sync)
             if errors:
                 raise combine(errors)
             if ensure and reusable(job, facts):
                 self.emit(Note(f"job {job.job} is already running: reusing it (--ensure)"))
                 return RunResult(job, reused=True, ready=True)
-            result = self._launch(job, facts, wait_ready=wait_ready, keep_on_failure=keep_on_failure, hold=hold)
+            synced = self._distribute(job, lr, facts, given)  # the image and model on every host first
+            job = synced.job
+            result = self._launch(job, synced.facts, wait_ready=wait_ready, keep_on_failure=keep_on_failure, hold=hold)
+            result.sync = synced.to_json()
         if job.stop_after_post:
             self.emit(Note(f"stop_after_post: stopping job {job.job}"))
             stop_on_hosts(self.transport, job.hosts, job.job)
         return result
+
+    def _distribute(self, job: JobPlan, lr: Any, facts: dict[str, HostFacts], given: RecipeInput) -> JobSync:
+        from sparkrun.distribution.runner import distribute_job  # deferred: loads the model layer
+
+        return distribute_job(job, lr, facts, transport=self.transport, emit=self.emit, given=given)
 
     def _launch(
         self, job: JobPlan, facts: dict[str, HostFacts], *, wait_ready: bool, keep_on_failure: bool, hold: bool
@@ -252,7 +196,7 @@ class Session:
             self.emit(Note(note))
         heartbeat = Heartbeat(self.transport, lease, on_lost=self.transport.terminate_all) if lease else None
         transport = LeasedTransport(self.transport, heartbeat) if heartbeat else self.transport
-        with _collecting(self.emit, result, heartbeat) as emit, renewing(heartbeat, hold=hold):
+        with collecting(self.emit, result, heartbeat) as emit, renewing(heartbeat, hold=hold):
             apply(plan, transport, emit=emit, error_for=launch_error, keep_on_failure=keep_on_failure)
         result.lease = heartbeat if hold else None
         result.ready = wait_ready
@@ -292,6 +236,28 @@ class Session:
         if result.lease is not None:
             result.lease.stop()
             result.lease = None
+
+    # ---- distribution ----------------------------------------------------------------------------------------------
+    def sync(self, given: RecipeInput, target: Target, **options: Any) -> Synced:
+        """`sparkrun sync`: the recipe's model and image onto every selected host, nothing launched. Options:
+        `download` (auto|control|head), `verify`, `dry_run` (the steps and what the recipe needs; no connection)."""
+        from sparkrun.distribution.runner import sync_request  # deferred: loads the model layer
+
+        lr = launch_request(self._recipe(given, dry_run=True, confirm=None), self.select(target), given)
+        return sync_request(lr, transport=self.transport, emit=self.emit, **options)
+
+    def model_cache(self, target: Target) -> CacheOps:
+        """`model-cache` on the selected hosts: `.scan()`, `.inspect(...)`, `.prune(...)`, `.delete(...)`."""
+        from sparkrun.distribution.cache_ops import CacheOps  # deferred: loads the model layer
+
+        return CacheOps(self.select(target), self.transport, self.emit)
+
+    def vram(self, given: RecipeInput, *, offline: bool = False) -> MemoryCheck:
+        """The per-host memory estimate of the recipe as `run` would plan it (`recipe vram`, `show`)."""
+        from sparkrun.distribution.memory import check_request  # deferred: loads the model layer
+
+        resolved = self._recipe(given, dry_run=True, confirm=None)
+        return check_request(launch_request(resolved, placeholders(resolved.nodes), given), offline)
 
     # ---- status, logs, stop ------------------------------------------------------------------------------------
     def status(self, target: Target) -> StatusReport:
@@ -348,27 +314,9 @@ class Session:
             )
         return result
 
-
-@contextmanager
-def _collecting(emit: Emit, result: RunResult, heartbeat: Heartbeat | None = None) -> Iterator[Emit]:
-    """Pass events on, and keep what a run result reports: timings, the names the engine serves. Arms the lease
-    heartbeat on each host whose lease started, and says how hosts the cleanup could not reach clean up."""
-
-    def collect(event: Any) -> None:
-        if isinstance(event, StepProgress) and event.step.script == "readiness":
-            if event.key == "timing":
-                name, _, secs = event.value.partition(" ")
-                result.timings[f"ready_{name}"] = float(secs or 0)
-            elif event.key == "models":
-                result.served_models = [m for m in event.value.split(",") if m]
-            elif event.key == "served":  # the name readiness used first (listed oddly when JSON-escaped)
-                if event.value in result.served_models:
-                    result.served_models.remove(event.value)
-                result.served_models.insert(0, event.value)
-        elif isinstance(event, StepFinished) and event.result is not None and event.step.script == "launch":
-            key = f"start_{event.step.phase.replace(' ', '_')}"
-            result.timings[key] = max(result.timings.get(key, 0.0), round(event.result.seconds, 3))
-        emit(event)
-        lease_events(heartbeat, event, emit)
-
-    yield collect
+    # ---- setup -------------------------------------------------------------------------------------------------
+    def setup(self, target: Target, *, user: str | None = None) -> HostSetup:
+        """Host setup and checks on the target's hosts (`sparkrun.setup`): `.check()`, `.plan()`, `.apply()`,
+        `.fix()`; `user` replaces the SSH user. Fix commands it prints name the hosts the way `target` does."""
+        origin = Origin(target.hosts, target.hosts_file, target.cluster, user)
+        return HostSetup(lambda: self.select(target), self.transport, emit=self.emit, origin=origin)
