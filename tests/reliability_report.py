@@ -168,7 +168,7 @@ def _summary(cases: list[dict[str, Any]]) -> list[str]:
         "| | |",
         "|---|---|",
         f"| cases | {len(cases)} ({len(cases) - len(failed) - len(gaps)} passed, {len(failed)} failed, "
-        f"{len(gaps)} known gaps) |",
+        f"{len(gaps)} known gap{'' if len(gaps) == 1 else 's'}) |",
         f"| hostile inputs tried | {total('inputs')} |",
         f"| faults injected | {total('faults')} |",
         f"| sparkrun containers left on any host | {total('containers_left')} |",
