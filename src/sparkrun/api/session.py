@@ -102,14 +102,34 @@ class Session:
         return selection_for_job(self.store, ref) or self.select(target)
 
     # ---- run ---------------------------------------------------------------------------------------------------
-    def _recipe(self, given: RecipeInput, *, dry_run: bool, confirm: Callable[[str], bool] | None) -> ResolvedRecipe:
-        notify, warn = (lambda m: self.emit(Note(m))), (lambda m: self.emit(Warning(m)))
-        return resolve_input(self.runtimes, given, notify=notify, warn=warn, dry_run=dry_run, confirm=confirm)
+    def _recipe(
+        self,
+        given: RecipeInput,
+        *,
+        dry_run: bool,
+        confirm: Callable[[str], bool] | None,
+        warn: Callable[[str], None] | None = None,
+    ) -> ResolvedRecipe:
+        def notify(message: str) -> None:
+            self.emit(Note(message))
+
+        def warning(message: str) -> None:
+            self.emit(Warning(message))
+
+        return resolve_input(
+            self.runtimes, given, notify=notify, warn=warn or warning, dry_run=dry_run, confirm=confirm
+        )
 
     def _resolve(
-        self, given: RecipeInput, target: Target, *, dry_run: bool, confirm: Callable[[str], bool] | None
+        self,
+        given: RecipeInput,
+        target: Target,
+        *,
+        dry_run: bool,
+        confirm: Callable[[str], bool] | None,
+        warn: Callable[[str], None] | None = None,
     ) -> tuple[JobPlan, Any]:
-        resolved = self._recipe(given, dry_run=dry_run, confirm=confirm)
+        resolved = self._recipe(given, dry_run=dry_run, confirm=confirm, warn=warn)
         if dry_run and not target.given and self._default_selection() is None:
             selection = placeholders(resolved.nodes)
         else:
@@ -120,18 +140,12 @@ class Session:
     def plan_run(self, given: RecipeInput, target: Target) -> RunPlan:
         """The dry-run: everything `run` would do, without a connection, deterministic."""
         warnings: list[str] = []
-        outer = self.emit
 
-        def keep(event: Any) -> None:
-            if isinstance(event, Warning):
-                warnings.append(event.message)
-            outer(event)
+        def warn(message: str) -> None:  # emitted as usual, and kept for the plan
+            warnings.append(message)
+            self.emit(Warning(message))
 
-        self.emit = keep
-        try:
-            job, lr = self._resolve(given, target, dry_run=True, confirm=None)
-        finally:
-            self.emit = outer
+        job, lr = self._resolve(given, target, dry_run=True, confirm=None, warn=warn)
         sync, notes, needs = Plan(()), list[str](), dict[str, Any]()
         if given.sync:
             from sparkrun.distribution.runner import dry_run_job  # deferred: loads the model layer
