@@ -281,8 +281,8 @@ def split_relay_result(result: Result, src: Script, dst_host: Host, dst: Script)
     return PipeResult(source=source, sink=sink)
 
 
-class ProcessStream:
-    """stdout of a running script, line by line."""
+class _Running:
+    """A script running in a local process (the SSH client or bash): what its stream or channel shares."""
 
     def __init__(
         self,
@@ -298,6 +298,26 @@ class ProcessStream:
         self.proc = proc
         self.timeout = timeout
         self.started = time.monotonic()
+
+    def _finished(self, stdout: str | bytes, stderr: bytes) -> Result:
+        """Wait for the end; the same `Result` as `run` would have returned."""
+        code = self.proc.wait()
+        self.transport._forget(self.proc)
+        return self.transport._result(self.host, self.script, code, stdout, stderr, self.started, self.timeout)
+
+
+class ProcessStream(_Running):
+    """stdout of a running script, line by line."""
+
+    def __init__(
+        self,
+        transport: ProcessTransport,
+        host: Host,
+        script: Script,
+        proc: subprocess.Popen[bytes],
+        timeout: float | None,
+    ) -> None:
+        super().__init__(transport, host, script, proc, timeout)
         self.lines: list[str] = []
 
     def __iter__(self) -> Iterator[str]:
@@ -321,13 +341,10 @@ class ProcessStream:
         for _line in self:  # drain what is left
             pass
         stderr = self.proc.stderr.read() if self.proc.stderr is not None else b""
-        code = self.proc.wait()
-        self.transport._forget(self.proc)
-        stdout = "\n".join(self.lines) + ("\n" if self.lines else "")
-        return self.transport._result(self.host, self.script, code, stdout, stderr, self.started, self.timeout)
+        return self._finished("\n".join(self.lines) + ("\n" if self.lines else ""), stderr)
 
 
-class ProcessChannel:
+class ProcessChannel(_Running):
     """A running script with its stdin and stdout as byte pipes."""
 
     def __init__(
@@ -339,14 +356,9 @@ class ProcessChannel:
         timeout: float | None,
     ) -> None:
         assert proc.stdin is not None and proc.stdout is not None
-        self.transport = transport
-        self.host = host
-        self.script = script
-        self.proc = proc
-        self.timeout = timeout
+        super().__init__(transport, host, script, proc, timeout)
         self.stdin: IO[bytes] = proc.stdin
         self.stdout: IO[bytes] = proc.stdout
-        self.started = time.monotonic()
         self._stderr: list[bytes] = []
         self._err_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._err_reader.start()
@@ -361,9 +373,6 @@ class ProcessChannel:
             with contextlib.suppress(BrokenPipeError):
                 self.stdin.close()
         rest = b"" if self.stdout.closed else self.stdout.read()
-        code = self.proc.wait()
+        self.proc.wait()
         self._err_reader.join(timeout=5)
-        self.transport._forget(self.proc)
-        return self.transport._result(
-            self.host, self.script, code, rest, b"".join(self._stderr), self.started, self.timeout
-        )
+        return self._finished(rest, b"".join(self._stderr))
