@@ -32,16 +32,4 @@ HOOK_LAUNCH_KEYS: tuple[str, ...] = (
     "base_url",
 )
 
-LAUNCH_TOKEN_KEYS: tuple[str, ...] = (
-    "node_rank",
-    "node_host",
-    "num_nodes",
-    "head_host",
-    "head_ip",
-    "port",
-    "cluster_id",
-    "container_name",
-    "cache_dir",
-    "base_url",
-    "model",
-)
+LAUNCH_TOKEN_KEYS: tuple[str, ...] = ("node_rank", "node_host", "num_nodes", *HOOK_LAUNCH_KEYS, "model")
