@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 from sparkrun.hosts import Host
@@ -281,23 +281,16 @@ def split_relay_result(result: Result, src: Script, dst_host: Host, dst: Script)
     return PipeResult(source=source, sink=sink)
 
 
+@dataclass(eq=False)  # identity: a running process
 class _Running:
     """A script running in a local process (the SSH client or bash): what its stream or channel shares."""
 
-    def __init__(
-        self,
-        transport: ProcessTransport,
-        host: Host,
-        script: Script,
-        proc: subprocess.Popen[bytes],
-        timeout: float | None,
-    ) -> None:
-        self.transport = transport
-        self.host = host
-        self.script = script
-        self.proc = proc
-        self.timeout = timeout
-        self.started = time.monotonic()
+    transport: ProcessTransport
+    host: Host
+    script: Script
+    proc: subprocess.Popen[bytes]
+    timeout: float | None
+    started: float = field(default_factory=time.monotonic, init=False)
 
     def _finished(self, stdout: str | bytes, stderr: bytes) -> Result:
         """Wait for the end; the same `Result` as `run` would have returned."""
@@ -306,19 +299,11 @@ class _Running:
         return self.transport._result(self.host, self.script, code, stdout, stderr, self.started, self.timeout)
 
 
+@dataclass(eq=False)
 class ProcessStream(_Running):
     """stdout of a running script, line by line."""
 
-    def __init__(
-        self,
-        transport: ProcessTransport,
-        host: Host,
-        script: Script,
-        proc: subprocess.Popen[bytes],
-        timeout: float | None,
-    ) -> None:
-        super().__init__(transport, host, script, proc, timeout)
-        self.lines: list[str] = []
+    lines: list[str] = field(default_factory=list, init=False)
 
     def __iter__(self) -> Iterator[str]:
         assert self.proc.stdout is not None
@@ -344,21 +329,14 @@ class ProcessStream(_Running):
         return self._finished("\n".join(self.lines) + ("\n" if self.lines else ""), stderr)
 
 
+@dataclass(eq=False)
 class ProcessChannel(_Running):
     """A running script with its stdin and stdout as byte pipes."""
 
-    def __init__(
-        self,
-        transport: ProcessTransport,
-        host: Host,
-        script: Script,
-        proc: subprocess.Popen[bytes],
-        timeout: float | None,
-    ) -> None:
-        assert proc.stdin is not None and proc.stdout is not None
-        super().__init__(transport, host, script, proc, timeout)
-        self.stdin: IO[bytes] = proc.stdin
-        self.stdout: IO[bytes] = proc.stdout
+    def __post_init__(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.stdout: IO[bytes] = self.proc.stdout
         self._stderr: list[bytes] = []
         self._err_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._err_reader.start()
