@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from sparkrun.hosts import Host
+from sparkrun.launch.steps import json_forms
 from sparkrun.shell import render_script
 from sparkrun.transport.local import LocalTransport
 from testbed.standin_harness import Runner, free_port
@@ -25,6 +26,7 @@ def readiness(port: int, model: str, key: str = "", timeout: int = 20) -> dict[s
         "INFERENCE": True,
         "INFERENCE_TIMEOUT": str(timeout),
         "MODEL": model,
+        "MODEL_JSON": json_forms(model),
         "PROMPT": "Reply with exactly: ok",
         "KEY_BYTES": str(len(key.encode())),
         "LOG_LINES": "5",
@@ -55,6 +57,17 @@ def test_readiness_completes_with_a_name_the_engine_lists_and_uses_the_api_key(e
     wait_ok(f"http://127.0.0.1:{port}/health")  # (no container here for readiness to watch while it waits)
     events = readiness(port, "guessed-name", key="k-123")
     assert events["models"] == ["a,b"] and events["served"] == ["a"]
+    assert "ready" in events, events
+
+
+def test_the_model_path_the_engine_lists_as_root_is_not_taken_for_a_served_name(engine: Runner) -> None:
+    # vLLM lists every served name with "root": <model path>; readiness planned the path as the name (a recipe
+    # naming its served model only in its command text): it must use the listed id, not match the root.
+    port = free_port()
+    engine("vllm", "serve", "org/model", "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "alias")
+    wait_ok(f"http://127.0.0.1:{port}/health")
+    events = readiness(port, "org/model")
+    assert events["models"] == ["alias"] and events["served"] == ["alias"]
     assert "ready" in events, events
 
 

@@ -198,7 +198,7 @@ def _launch_step(
     )
 
 
-def _json_forms(text: str) -> list[str]:
+def json_forms(text: str) -> list[str]:
     """`text` as a JSON string, as servers may write it: with \\u escapes (Python's default) and without."""
     return sorted({json.dumps(text), json.dumps(text, ensure_ascii=False)})
 
@@ -216,7 +216,7 @@ def readiness_step(job: JobPlan) -> Step:
         "INFERENCE": r.inference,
         "INFERENCE_TIMEOUT": str(r.inference_timeout),
         "MODEL": job.served_model_name,
-        "MODEL_JSON": _json_forms(job.served_model_name),
+        "MODEL_JSON": json_forms(job.served_model_name),
         "PROMPT": r.prompt,
         "KEY_BYTES": str(len(key.encode())) if key else "0",
         "LOG_LINES": str(LOG_LINES),

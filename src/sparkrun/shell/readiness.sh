@@ -113,8 +113,11 @@ served=$MODEL
 if [ "${#ids[@]}" -gt 0 ]; then
   found=""
   for id in "${ids[@]}"; do [ "$id" = "$MODEL" ] && found=1; done
-  # a name with quotes, backslashes or non-ASCII letters is escaped in JSON: look for its encodings as well
-  for enc in "${MODEL_JSON[@]}"; do grep -qF -- "$enc" "$body_file" && found=1; done
+  # a name with quotes, backslashes or non-ASCII letters is escaped in JSON: look for its encodings as an id (not
+  # anywhere: vLLM lists the model path as "root" of every served name)
+  for enc in "${MODEL_JSON[@]}"; do
+    grep -qF -e "\"id\":$enc" -e "\"id\": $enc" "$body_file" && found=1
+  done
   if [ -z "$found" ]; then
     served=${ids[0]}
     sr_emit note "the engine serves ${ids[*]}, not '$MODEL'; using '$served'"
