@@ -179,7 +179,9 @@ def test_setup_plan_and_result_json_match_their_schemas(sparks: FakeHosts, spark
     assert applied["changed_hosts"] == [H2]
 
 
-def test_setup_ssh_plan_lists_an_unknown_host_key_in_its_schema(sparks: FakeHosts, sparkrun: Callable[..., Run]) -> None:
+def test_setup_ssh_plan_lists_an_unknown_host_key_in_its_schema(
+    sparks: FakeHosts, sparkrun: Callable[..., Run]
+) -> None:
     key = prepared(H3)["hostkey"][0]
     sparks.states[H3] = unreachable(H3, HOST_KEY_UNKNOWN)
     sparks.on("setup_control", f"@sr known_hosts_file /root/.ssh/known_hosts\n@sr name {H3}\n@sr scanned {key}\n")
