@@ -12,7 +12,7 @@ from docs.doc_examples import ROOT, Example, all_examples, check_example, docume
 
 # Interfaces the documentation describes while they are being built elsewhere. Each entry makes the examples that use
 # it xfail(strict=True): once the interface exists the test passes unexpectedly and fails, and the entry goes.
-PENDING: dict[str, str] = {}  # command -> why (`sync` and `model-cache` exist now)
+PENDING: dict[str, str] = {}  # command -> why; empty: every command the documentation shows exists
 
 
 def _pending(example: Example) -> str | None:
