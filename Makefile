@@ -96,8 +96,9 @@ $(DOCS_STAMP): $(BIN)/sparkrun website/requirements.lock
 	$(BIN)/pip install $(PIP_FLAGS) -c requirements.lock -r website/requirements.lock
 	touch $@
 
+# No --quiet: it raises the log level above WARNING, so MkDocs never counts the warnings and --strict passes anyway.
 docs: $(DOCS_STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -f website/mkdocs.yml
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -f website/mkdocs.yml
 
 docs-check: docs
 	$(BIN)/python scripts/docs/check_site.py website/site

@@ -13,6 +13,21 @@ from referencing import Registry, Resource
 from docs.doc_examples import ROOT
 
 SCHEMA_DIR = ROOT / "website" / "docs" / "reference" / "schemas"
+# Outputs that need hosts, checked against stand-in hosts (tests/docs/test_json_schemas_hosts.py).
+FAKE_HOST_SCHEMAS = frozenset(
+    {
+        "sync",
+        "events",
+        "model-cache-list",
+        "model-cache-inspect",
+        "model-cache-change",
+        "setup-check",
+        "setup-check-fix",
+        "setup-plan",
+        "setup-result",
+        "setup-wizard",
+    }
+)
 
 
 def schema_files() -> list[Path]:

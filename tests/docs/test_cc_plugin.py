@@ -16,7 +16,7 @@ from docs.doc_examples import ROOT
 from sparkrun.cli import cli
 
 PLUGIN = ROOT / "sparkrun-cc-plugin"
-COMMANDS = ("run", "stop", "status", "logs", "list", "show", "setup")
+COMMANDS = ("run", "stop", "status", "logs", "list", "show", "setup", "sync")
 SKILLS = ("run", "setup", "registry")
 COMMAND_KEYS = {"description", "allowed-tools", "argument-hint", "model", "disable-model-invocation"}
 SKILL_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -138,3 +138,22 @@ def test_run_skill_teaches_the_safety_rules() -> None:
     for rule in ("--dry-run --json", "status --json", "curl", "--trust", "HF_TOKEN"):
         assert rule in body, rule
     assert re.search(r"confirm", body, re.I) and re.search(r"never print tokens", body, re.I)
+
+
+def test_setup_checks_as_json_shows_each_fix_plan_and_fixes_only_after_confirmation() -> None:
+    _, command = frontmatter(PLUGIN / "commands" / "setup.md")
+    assert "sparkrun setup check --cluster NAME --json" in command and "--fix --json" in command
+    assert "--dry-run --json" in command and re.search(r"confirm", command, re.I)
+    # a host key is accepted only with the fingerprint the user confirmed; sudo passwords never pass through Claude
+    assert "--accept-host-key" in command and "no terminal to ask on" in command
+    _, skill = frontmatter(PLUGIN / "skills" / "setup" / "SKILL.md")
+    for rule in ("sparkrun setup check", "--fix", "--dry-run --json", "host_keys", "no terminal", "never pass `--yes`"):
+        assert rule in skill, rule
+
+
+def test_sync_plans_first_confirms_and_prunes_only_what_a_dry_run_showed() -> None:
+    _, body = frontmatter(PLUGIN / "commands" / "sync.md")
+    assert "sparkrun sync $ARGUMENTS --dry-run --json" in body and re.search(r"confirm|clear yes", body, re.I)
+    prune = body.split("model-cache prune", 1)[1]
+    assert "--dry-run" in prune and re.search(r"agrees", prune)
+    assert not re.search(r"-e\s+\w*TOKEN\w*=", body)

@@ -12,7 +12,7 @@ from docs.doc_examples import ROOT, Example, all_examples, check_example, docume
 
 # Interfaces the documentation describes while they are being built elsewhere. Each entry makes the examples that use
 # it xfail(strict=True): once the interface exists the test passes unexpectedly and fails, and the entry goes.
-PENDING: dict[str, str] = {}  # command -> why (`sync` and `model-cache` exist now)
+PENDING: dict[str, str] = {}  # command -> why; empty: every command the documentation shows exists
 
 
 def _pending(example: Example) -> str | None:
@@ -41,6 +41,8 @@ def test_every_documentation_source_contributes_examples() -> None:
     counts = {str(p.relative_to(ROOT)): len(examples_in(p)) for p in documentation_files()}
     must_have = ["README.md", "recipes/README.md", "website/docs/quickstart.md", "website/docs/clusters.md"]
     must_have += [f"sparkrun-cc-plugin/commands/{c}.md" for c in ("run", "stop", "status", "logs", "list", "show")]
+    must_have += [f"sparkrun-cc-plugin/commands/{c}.md" for c in ("setup", "sync")]
+    must_have += ["website/docs/distribution.md", "website/docs/setup.md"]
     must_have += [f"sparkrun-cc-plugin/skills/{s}/SKILL.md" for s in ("run", "setup", "registry")]
     assert [f for f in must_have if not counts.get(f)] == []
 

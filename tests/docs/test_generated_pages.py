@@ -201,3 +201,13 @@ def test_code_lines_fit_the_page_width() -> None:
 def test_hooks_module_needs_no_mkdocs() -> None:
     source = Path(hooks.__file__).read_text(encoding="utf-8")
     assert not re.search(r"^(import|from) mkdocs", source, re.M)
+
+
+def test_the_strict_docs_build_is_not_silenced() -> None:
+    # `mkdocs build --quiet` raises the log level above WARNING, so MkDocs never counts a warning and `--strict`
+    # passes with broken links and anchors. The `docs` target must build strictly and without --quiet.
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^docs: .*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "no `docs:` target in the Makefile"
+    assert "mkdocs build --strict" in recipe.group(1)
+    assert "--quiet" not in recipe.group(1) and " -q " not in recipe.group(1)

@@ -1,10 +1,12 @@
 """The JSON Schemas on the documentation site match what `--json` really emits, for every command that needs no
-hosts (`status --json` and `run --json` are checked on the test cluster: tests/e2e/test_json_schemas_live.py). The
-schemas forbid unknown fields, so a field added to an output without documenting it fails here."""
+hosts (`status --json` and `run --json` are checked on the test cluster: tests/e2e/test_json_schemas_live.py; `sync`,
+`model-cache` and `setup` against stand-in hosts: test_json_schemas_hosts.py). The schemas forbid unknown fields, so a
+field added to an output without documenting it fails here."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -15,8 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from docs.doc_examples import ROOT
-from docs.doc_schemas import problems, schema_files
+from docs.doc_schemas import FAKE_HOST_SCHEMAS, problems, schema_files
 from sparkrun.cli import cli
+from sparkrun.models import metacache
+from sparkrun.models.repoinfo import RepoEntry, RepoSnapshot
 
 HOOKED_RECIPE = """\
 recipe_version: "2"
@@ -33,6 +37,19 @@ post_commands:
 
 # Schemas checked only on the test cluster (they describe what running hosts report).
 E2E_ONLY = {"status", "run"}
+QWEN, QWEN_COMMIT = "Qwen/Qwen3-1.7B", "70d244cc86ccca08cf5af4e1e306ecf908b1ad5e"
+QWEN_CONFIG = {
+    "model_type": "qwen3",
+    "hidden_size": 2048,
+    "intermediate_size": 6144,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 151936,
+    "max_position_embeddings": 40960,
+    "torch_dtype": "bfloat16",
+}
 
 
 def sparkrun_json(*args: str) -> Any:
@@ -53,11 +70,24 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         cli,
         ["cluster", "create", "lab", "-H", "10.0.0.11,10.0.0.12", "-u", "ubuntu", "--ssh-key", "~/.ssh/k",
          "--ssh-port", "2222", "--ssh-option", "ServerAliveInterval=5", "--connect-timeout", "5",
-         "--cache-dir", "/data/hf", "--ulimit", "nofile=1024", "--docker-arg=--cap-add=IPC_LOCK",
+         "--cache-dir", "/data/hf", "--download", "head", "--ulimit", "nofile=1024", "--docker-arg=--cap-add=IPC_LOCK",
          "-e", "NCCL_DEBUG=WARN", "--default"],
     )  # fmt: skip
     CliRunner().invoke(cli, ["cluster", "create", "plain", "-H", "10.0.0.21"])
     yield tmp_path
+
+
+@pytest.fixture
+def cached_metadata(workdir: Path) -> Path:
+    """Qwen3-1.7B's file list and config in sparkrun's metadata cache, as an earlier online run leaves them: the
+    memory estimate and the dry-run's model manifest need no Hub then."""
+    shards = {"model-00001-of-00002.safetensors": 3_441_185_608, "model-00002-of-00002.safetensors": 622_329_984}
+    files = [RepoEntry("config.json", 726, "c" * 40), RepoEntry("tokenizer.json", 11_422_654, "d" * 40)]
+    files += [RepoEntry(p, n, "e" * 40, hashlib.sha256(p.encode()).hexdigest()) for p, n in shards.items()]
+    metacache.save_snapshot(RepoSnapshot(QWEN, QWEN_COMMIT, tuple(files)), "main")
+    metacache.save_fact(QWEN, QWEN_COMMIT, "config.json", QWEN_CONFIG)
+    metacache.save_fact(QWEN, QWEN_COMMIT, "safetensors-index", sorted(shards))
+    return workdir
 
 
 # Each case: (schema, command line). Together they cover every schema that needs no hosts.
@@ -78,6 +108,15 @@ CASES = [
     ("cluster-show", ["cluster", "show", "plain", "--json"]),
     ("registry-list", ["registry", "list", "--json"]),
     ("registry-show", ["registry", "show", "official", "--json"]),
+    ("sync", ["sync", "qwen3-1.7b-vllm", "-H", "h1,h2", "--dry-run", "--json"]),
+    ("recipe-vram", ["recipe", "vram", "qwen3-1.7b-vllm", "--json"]),
+]
+# With the model's metadata cached (fixture cached_metadata): the estimate and the manifest are known.
+CACHED_CASES = [
+    ("recipe-vram", ["recipe", "vram", "qwen3-1.7b-vllm", "--tp", "2", "--json"]),
+    ("show", ["show", "qwen3-1.7b-vllm", "--json"]),
+    ("run-dry-run", ["run", "qwen3-1.7b-vllm", "-H", "h1,h2", "--tp", "2", "--dry-run", "--json"]),
+    ("sync", ["sync", "qwen3-1.7b-vllm", "-H", "h1,h2,h3", "--download", "control", "--dry-run", "--json"]),
 ]
 
 
@@ -87,9 +126,17 @@ def test_json_output_matches_its_documented_schema(workdir: Path, schema: str, a
     assert problems(schema, document) == []
 
 
+@pytest.mark.parametrize(("schema", "args"), CACHED_CASES, ids=[" ".join(a) for _, a in CACHED_CASES])
+def test_json_output_with_cached_model_metadata_matches_its_schema(
+    cached_metadata: Path, schema: str, args: list[str]
+) -> None:
+    document = sparkrun_json(*args)
+    assert problems(schema, document) == []
+
+
 def test_every_schema_is_tested_and_listed_on_the_json_page() -> None:
     names = {p.name.removesuffix(".schema.json") for p in schema_files()}
-    assert names == {s for s, _ in CASES} | E2E_ONLY
+    assert names == {s for s, _ in CASES + CACHED_CASES} | E2E_ONLY | FAKE_HOST_SCHEMAS
     page = (ROOT / "website" / "docs" / "reference" / "json.md").read_text(encoding="utf-8")
     assert set(re.findall(r'--8<-- "reference/schemas/([\w-]+)\.schema\.json"', page)) == names
 
@@ -124,6 +171,15 @@ def test_outputs_exercise_the_optional_parts_of_their_schemas(workdir: Path) -> 
     assert any(not p["ok"] for p in plugins), "the broken test plugin (make install) should be listed"
     invalid = sparkrun_json("recipe", "validate", "recipes/broken.yaml", "--json")
     assert invalid["issues"] and not invalid["valid"]
+    assert sparkrun_json("cluster", "show", "lab", "--json")["download"] == "head"
+    assert sparkrun_json("recipe", "vram", "qwen3-1.7b-vllm", "--json")["available"] is False
+
+
+def test_cached_metadata_reaches_the_known_branches_of_the_schemas(cached_metadata: Path) -> None:
+    assert sparkrun_json("recipe", "vram", "qwen3-1.7b-vllm", "--json")["available"] is True
+    assert sparkrun_json("show", "qwen3-1.7b-vllm", "--json")["vram"]["fits"] is True
+    plan = sparkrun_json("run", "qwen3-1.7b-vllm", "-H", "h1", "--dry-run", "--json")
+    assert plan["distribution"]["model"]["known"] is True and plan["distribution"]["memory"]["available"] is True
 
 
 def test_dry_run_json_never_contains_a_secret_value(workdir: Path) -> None:
