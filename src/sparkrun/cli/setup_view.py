@@ -23,8 +23,9 @@ def check_table(app: AppContext, report: CheckReport, *, title: str | None = Non
 
 
 def plan_text(app: AppContext, sp: SetupPlan) -> None:
-    hosts = sorted({s.host.address for s in sp.plan.steps})
-    app.console.out(f"setup {sp.action}: plan for {len(hosts)} host(s) (nothing has changed)")
+    hosts = {s.host.address for s in sp.plan.steps if not s.host.local}
+    here = " and this machine" if any(s.host.local for s in sp.plan.steps) else ""
+    app.console.out(f"setup {sp.action}: plan for {len(hosts)} host(s){here} (nothing has changed)")
     for step in sp.plan.steps:
         where = f"  {step.host.address:<15} {step.phase:<16}"
         if step.noop:

@@ -50,10 +50,10 @@ _SSH_ERRORS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 SSH_HINTS = {
-    HOST_KEY_UNKNOWN: "verify and record the host's key: `sparkrun setup ssh HOST` shows it for confirmation "
+    HOST_KEY_UNKNOWN: "verify and record the host's key: `sparkrun setup ssh -H HOST` shows it for confirmation "
     "(or: ssh-keyscan HOST, compare the fingerprint, append to ~/.ssh/known_hosts)",
     HOST_KEY_CHANGED: "if the host was reinstalled, remove the old key (ssh-keygen -R HOST) and record the new one "
-    "with `sparkrun setup ssh HOST`; otherwise do not connect: someone may be impersonating it",
+    "with `sparkrun setup ssh -H HOST`; otherwise do not connect: someone may be impersonating it",
     AUTH_FAILED: "check the SSH user and key (`sparkrun cluster show NAME`); sparkrun never asks for passwords",
     TIMED_OUT: "check that the host is up and reachable on the SSH port",
     "SSH connection failed: no route to host": "check the host's address and that it is up",

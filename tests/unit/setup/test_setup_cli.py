@@ -78,6 +78,7 @@ def test_check_json_is_the_report_and_the_exit_code_still_says_it_failed(
 def test_a_dry_run_shows_the_plan_and_changes_nothing(fake: FakeHosts, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _err = sparkrun(capsys, "setup", "docker-group", "--cluster", "lab", "--dry-run")
     assert code == 0
+    assert out.splitlines()[0] == "setup docker-group: plan for 3 host(s) and this machine (nothing has changed)"
     assert f"{H2}" in out and "add spark to group docker (with sudo)" in out and "$ usermod -aG docker spark" in out
     assert f"{H1}" in out and "nothing to do: spark is in group docker" in out
     assert {s.name for _h, s in fake.transport.scripts} == {"setup_check"}
