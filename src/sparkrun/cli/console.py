@@ -29,6 +29,7 @@ def one_line(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
 
 
+JSON_PROGRESS_EVERY_S = 0.5  # --json: one transfer progress line per host and item at most this often (and the last)
 READY_PHASES = {"port": "the port to open", "models": "GET /v1/models", "inference": "a streamed chat completion"}
 
 
@@ -40,6 +41,7 @@ class Console:
         self._lock = threading.Lock()
         self._progress: ProgressLine | None = None
         self._transfers: Any = None  # transfer_view.TransferView, once a copy reports progress
+        self._json_progress: dict[tuple[str, str], float] = {}  # (host, item) -> when its last line was written
 
     # ---- messages (stderr) -------------------------------------------------------------------------
     @staticmethod
@@ -108,7 +110,8 @@ class Console:
 
         with self._lock:
             if self.json_events:
-                self._err(json.dumps(event.to_json(), default=str))
+                if not isinstance(event, ev.TransferProgress) or self._progress_due(event):
+                    self._err(json.dumps(event.to_json(), default=str))
             elif isinstance(event, ev.TransferProgress | ev.TransferFinished | ev.MemoryEstimate):
                 self._distribution(event)
             elif isinstance(event, ev.Note):
@@ -123,6 +126,15 @@ class Console:
                 self._step_finished(event)
             elif isinstance(event, ev.Cleanup):
                 self._cleanup(event)
+
+    def _progress_due(self, event: Any) -> bool:
+        """A transfer's progress as JSON lines: the first, then at most every JSON_PROGRESS_EVERY_S, and the last."""
+        now = time.monotonic()
+        key = (event.host, event.item)
+        if event.done < event.total and now - self._json_progress.get(key, -1e9) < JSON_PROGRESS_EVERY_S:
+            return False
+        self._json_progress[key] = now
+        return True
 
     def _distribution(self, event: Any) -> None:
         from sparkrun.cli.transfer_view import TransferView  # deferred: only commands that copy get here

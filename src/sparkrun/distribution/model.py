@@ -259,5 +259,5 @@ def _finish(
         elif held is None or not held.model_complete:
             outcome.error = f"still incomplete after {MAX_PASSES} copies: {', '.join(held.wants() if held else ())}"
         outcome.skipped = manifest.total_bytes - before.get(host.address, manifest.total_bytes)
-        if not outcome.route:
-            outcome.route = "already complete" if not before.get(host.address) else outcome.route
+        if not outcome.route and not outcome.error and not before.get(host.address):
+            outcome.route = "already complete"

@@ -5,6 +5,9 @@ progress looks on a pipe."""
 from __future__ import annotations
 
 import io
+import json
+
+import pytest
 
 from sparkrun.core.events import Event, TransferFinished, TransferProgress
 from sparkrun.distribution.chain import Tracker
@@ -101,3 +104,17 @@ def test_on_a_pipe_progress_is_a_few_plain_lines_and_a_summary_per_host() -> Non
         "b: model org/m: nothing to copy (already complete)",
         "c: model org/m: FAILED: unreachable",
     ]
+
+
+def test_json_progress_lines_are_throttled_per_host_but_keep_the_first_and_the_last(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sparkrun.cli.console import Console
+
+    console = Console()
+    console.json_events = True
+    for done in range(0, 1001, 10):  # 101 progress events in far less than the interval
+        console.render(TransferProgress("a", "model org/m", done, 1000))
+    console.render(TransferProgress("b", "model org/m", 5, 1000))
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(e["host"], e["done"]) for e in lines] == [("a", 0), ("a", 1000), ("b", 5)]
