@@ -18,7 +18,8 @@ command -v hyperfine >/dev/null || { echo "hyperfine not installed (apt-get inst
 median_ms() {  # median wall time in ms of "$@" over $runs runs
   local json
   json=$(mktemp)
-  hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$json" -- "$*" >/dev/null 2>&1
+  # one command line, quoted word by word: hyperfine -N splits it with shell quoting rules (no shell runs)
+  hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$json" -- "$(printf '%q ' "$@")" >/dev/null 2>&1
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.1f" % (r["median"] * 1000))' "$json"
   rm -f "$json"
 }
