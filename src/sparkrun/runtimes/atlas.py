@@ -102,9 +102,9 @@ class AtlasRuntime(EngineRuntime):
         if topology.pipeline_parallel > 1:
             raise RecipeError("atlas has no pipeline parallelism", hint="use tensor_parallel (--tp) instead")
         head_serve = self.serve_command(request, topology)
-        api_port = self.api_port(request, (*head_serve, *request.extra_args))
         if topology.is_solo:
             return (self.solo_rank(request, topology, (*head_serve, *request.extra_args)),)
+        api_port = self.api_port(request, (*head_serve, *request.extra_args))
         master_port = port_setting(request, "init_port", DEFAULT_MASTER_PORT)
         ep = _expert_parallel(request, topology)
         shared = [

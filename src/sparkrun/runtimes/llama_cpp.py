@@ -113,9 +113,9 @@ class LlamaCppRuntime(EngineRuntime):
     def build(self, request: ServeRequest, topology: Topology) -> tuple[RankSpec, ...]:
         serve = self.serve_command(request, topology)
         present = (*serve, *request.extra_args)
-        api_port = self.api_port(request, present)
         if topology.is_solo:
             return (self.solo_rank(request, topology, present),)
+        api_port = self.api_port(request, present)
         rpc_port = port_setting(request, "rpc_port", DEFAULT_RPC_PORT)
         workers = range(1, topology.num_nodes)
         servers = ",".join(f"{topology.addresses[rank]}:{rpc_port}" for rank in workers)

@@ -106,9 +106,9 @@ class SglangRuntime(EngineRuntime):
     def build(self, request: ServeRequest, topology: Topology) -> tuple[RankSpec, ...]:
         serve = self.serve_command(request, topology)
         present = (*serve, *request.extra_args)
-        api_port = self.api_port(request, present)
         if topology.is_solo:
             return (self.solo_rank(request, topology, present),)
+        api_port = self.api_port(request, present)
         init_port = _init_port(present, request)
         shared = (
             *parallel_node_flags(topology, _TP, _PP),
