@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: deps install test unit e2e corpus-e2e lint fix types versions check demo bench bench-testbed clean testbed-up testbed-down testbed-status docs docs-check docs-serve
+.PHONY: deps install test unit e2e corpus-e2e lint fix types versions check demo bench bench-testbed clean testbed-up testbed-down testbed-status docs docs-check docs-serve reliability
 
 $(BIN)/sparkrun: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ unit: install
 
 e2e: deps install
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+# The reliability suite (unit part + e2e faults/hostile input on the test cluster: root) and its report,
+# docs/reliability.md, generated from this run alone.
+reliability: deps install
+	rm -f build/reliability/results.json
+	SPARKRUN_RELIABILITY_DOC=docs/reliability.md $(BIN)/pytest tests/unit/reliability tests/e2e/test_faults*.py \
+		tests/e2e/test_hostile*.py $(PYTEST_ARGS)
 
 # Every recipe of the public corpus (../shared/corpus/recipes) launched for real on the local test cluster (root):
 # ready, or an expected failure (recipes/README.md, "Corpus end-to-end run"); report in build/corpus-e2e/.

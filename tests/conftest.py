@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# The reliability report (docs/reliability.md): cases recorded by the reliability suites through `reliability`.
+pytest_plugins = ["reliability_report"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

@@ -17,12 +17,12 @@ cluster > `hosts:` in config.yaml. A cluster file (`<config>/clusters/<name>.yam
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sparkrun.config import UserConfig, config_dir, load_yaml_mapping, write_yaml_atomic
+from sparkrun.config import UserConfig, config_dir, config_lock, load_user_config, load_yaml_mapping, write_yaml_atomic
 from sparkrun.errors import ConfigError, InputError
 from sparkrun.hosts import Host, SshSettings, is_local_address, parse_host_list, read_hosts_file, split_assignments
 
@@ -81,8 +81,12 @@ def _ssh_from(data: Any, where: str) -> SshSettings:
     try:
         port_i = int(port) if port is not None else None
         timeout_f = float(timeout) if timeout is not None else None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"{where}: ssh.port and ssh.connect_timeout must be numbers") from exc
+    if port_i is not None and not 0 < port_i < 65536:
+        raise ConfigError(f"{where}: ssh.port: expected 1-65535, got {port_i}")
+    if timeout_f is not None and not 0 < timeout_f < 86400:  # also refuses nan and inf
+        raise ConfigError(f"{where}: ssh.connect_timeout: expected seconds (0-86400), got {timeout}")
     identity = data.get("identity_file")
     return SshSettings(
         user=str(data["user"]) if data.get("user") else None,
@@ -213,6 +217,39 @@ def save_cluster(cluster: Cluster) -> Path:
     return path
 
 
+def create_cluster(cluster: Cluster, *, make_default: bool = False) -> Path:
+    """Save a new cluster; refused when one of that name exists (checked and written under the config lock)."""
+    with config_lock():
+        if cluster_path(cluster.name).exists():
+            hint = f"change it with `sparkrun cluster update {cluster.name}`"
+            raise InputError(f"cluster {cluster.name!r} already exists", hint=hint)
+        path = save_cluster(cluster)
+        if make_default:
+            set_default_cluster(None, cluster.name)
+        return path
+
+
+def update_cluster(name: str, change: Callable[[Cluster], Cluster]) -> Cluster:
+    """Load, change and save a cluster as one step under the config lock (concurrent updates all count)."""
+    with config_lock():
+        updated = change(load_cluster(name))
+        save_cluster(updated)
+        return updated
+
+
+def delete_cluster(name: str, *, force: bool) -> bool:
+    """Delete a cluster (the default one only with `force`, which also unsets it); True if it was the default."""
+    with config_lock():
+        load_cluster(name)
+        is_default = default_cluster_name(load_user_config()) == name
+        if is_default and not force:
+            raise InputError(f"{name} is the default cluster", hint="pass --force, or set another default first")
+        cluster_path(name).unlink()
+        if is_default:
+            set_default_cluster(None, None)
+        return is_default
+
+
 def list_cluster_names() -> list[str]:
     d = clusters_dir()
     if not d.is_dir():
@@ -225,13 +262,17 @@ def default_cluster_name(user_config: UserConfig) -> str | None:
     return str(name) if name else None
 
 
-def set_default_cluster(user_config: UserConfig, name: str | None) -> None:
-    data = dict(user_config.data)
-    if name is None:
-        data.pop("default_cluster", None)
-    else:
-        data["default_cluster"] = name
-    write_yaml_atomic(user_config.path, data)
+def set_default_cluster(user_config: UserConfig | None, name: str | None) -> None:
+    """Set (or, with None, unset) `default_cluster` in config.yaml. The file is read again under the config lock, so
+    what other processes wrote since `user_config` was loaded is kept."""
+    with config_lock():
+        current = load_user_config()
+        data = dict(current.data)
+        if name is None:
+            data.pop("default_cluster", None)
+        else:
+            data["default_cluster"] = name
+        write_yaml_atomic(current.path, data)
 
 
 # ---- changes (cluster create/update) ----------------------------------------------------------------------------
@@ -305,8 +346,11 @@ def resolve_hosts(
 ) -> HostSelection:
     """Which hosts to act on, with their SSH and container settings. Pure except for reading config files."""
     config_ssh = _ssh_from(user_config.get("ssh"), str(user_config.path))
+    config_cache = user_config.get("hf_cache")
+    if config_cache is not None and not isinstance(config_cache, str):
+        raise ConfigError(f"{user_config.path}: hf_cache: expected a path, got {type(config_cache).__name__}")
     download = download_mode(user_config.get("download"), str(user_config.path))
-    base = Cluster(name="", hosts=(), ssh=config_ssh, hf_cache=user_config.get("hf_cache"), download=download)
+    base = Cluster(name="", hosts=(), ssh=config_ssh, hf_cache=config_cache, download=download)
     named: Cluster | None = None
     if cluster:
         named = load_cluster(cluster)
@@ -320,7 +364,7 @@ def resolve_hosts(
     if hosts:
         addresses, source = parse_host_list(hosts, where="--hosts"), "--hosts"
     elif hosts_file:
-        addresses, source = read_hosts_file(Path(hosts_file).expanduser()), f"--hosts-file {hosts_file}"
+        addresses, source = read_hosts_file(hosts_file), f"--hosts-file {hosts_file}"
     elif named is not None:
         addresses, source = named.hosts, f"cluster {named.name}"
     else:

@@ -6,6 +6,7 @@ Host lists (`-H a,b`, hosts files) are parsed here; clusters (named host groups 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 from collections.abc import Sequence
@@ -49,11 +50,16 @@ def parse_host_list(text: str, *, where: str) -> tuple[str, ...]:
     return tuple(hosts)
 
 
-def read_hosts_file(path: Path) -> tuple[str, ...]:
+def read_hosts_file(given: Path | str) -> tuple[str, ...]:
+    """Hosts from a file (one per line or comma-separated, `#` comments); `~` expands as the shell would (an unknown
+    `~user` stays as written)."""
+    path = Path(os.path.expanduser(str(given)))
+    shown = str(given) if str(given).isprintable() else repr(str(given))
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read hosts file: {exc.strerror}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or bytes that are not UTF-8
+        why = exc.strerror if isinstance(exc, OSError) else "not a usable file name or not UTF-8 text"
+        raise InputError(f"{shown}: cannot read hosts file: {why}") from exc
     kept = [line.split("#", 1)[0].strip() for line in lines]
     return parse_host_list(" ".join(k for k in kept if k), where=str(path))
 

@@ -53,9 +53,13 @@ def test_a_run_probes_starts_groups_in_order_waits_and_records(tmp_path: Path) -
     assert names == [
         ("10.0.0.1", "probe"),
         ("10.0.0.2", "probe"),
+        ("10.0.0.1", "lease"),
+        ("10.0.0.2", "lease"),
         ("10.0.0.1", "launch"),
         ("10.0.0.2", "launch"),
         ("10.0.0.1", "readiness"),
+        ("10.0.0.1", "lease"),
+        ("10.0.0.2", "lease"),
     ]
     assert result.ready and result.served_models == ["qwen3-1.7b", "other"]
     record = JobStore(tmp_path).load(result.job.job)

@@ -11,6 +11,7 @@ from sparkrun.clusters import Cluster, HostSelection
 from sparkrun.core.events import Emit, StepFinished, StepProgress
 from sparkrun.core.plan import Plan
 from sparkrun.hosts import Host
+from sparkrun.launch.lease import Heartbeat, lease_events
 from sparkrun.launch.planner import JobPlan
 from sparkrun.recipes.resolved import preview_hosts
 
@@ -48,6 +49,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     sync: dict[str, Any] = field(default_factory=dict)  # what distribution moved, per host
+    lease: Heartbeat | None = field(default=None, repr=False)  # still renewing (`run(hold=True)`): `Session.release`
 
     @property
     def served_model(self) -> str:
@@ -77,8 +79,9 @@ def placeholders(count: int) -> HostSelection:
 
 
 @contextmanager
-def collecting(emit: Emit, result: RunResult) -> Iterator[Emit]:
-    """Pass events on, and keep what a run result reports: timings, the names the engine serves."""
+def collecting(emit: Emit, result: RunResult, heartbeat: Heartbeat | None = None) -> Iterator[Emit]:
+    """Pass events on, and keep what a run result reports: timings, the names the engine serves. Arms the lease
+    heartbeat on each host whose lease started, and says how hosts the cleanup could not reach clean up."""
 
     def collect(event: Any) -> None:
         if isinstance(event, StepProgress) and event.step.script == "readiness":
@@ -87,12 +90,14 @@ def collecting(emit: Emit, result: RunResult) -> Iterator[Emit]:
                 result.timings[f"ready_{name}"] = float(secs or 0)
             elif event.key == "models":
                 result.served_models = [m for m in event.value.split(",") if m]
-            elif event.key == "served" and event.value in result.served_models:
-                result.served_models.remove(event.value)
+            elif event.key == "served":  # the name readiness used first (listed oddly when JSON-escaped)
+                if event.value in result.served_models:
+                    result.served_models.remove(event.value)
                 result.served_models.insert(0, event.value)
         elif isinstance(event, StepFinished) and event.result is not None and event.step.script == "launch":
             key = f"start_{event.step.phase.replace(' ', '_')}"
             result.timings[key] = max(result.timings.get(key, 0.0), round(event.result.seconds, 3))
         emit(event)
+        lease_events(heartbeat, event, emit)
 
     yield collect

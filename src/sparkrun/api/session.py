@@ -30,6 +30,8 @@ from sparkrun.jobs.identity import JOB_ID_RE
 from sparkrun.jobs.lookup import selection_for_job, selection_for_records, ssh_to_record
 from sparkrun.jobs.records import JobStore
 from sparkrun.launch.facts import HostFacts, parse_facts
+from sparkrun.launch.guard import check_job
+from sparkrun.launch.lease import Heartbeat, Lease, LeasedTransport, lease_seconds, renewing
 from sparkrun.launch.planner import JobPlan, plan_job
 from sparkrun.launch.request import RecipeInput, launch_request, resolve_input
 from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
@@ -113,7 +115,7 @@ class Session:
         else:
             selection = self.select(target)
         lr = launch_request(resolved, selection, given)
-        return plan_job(lr), lr
+        return check_job(plan_job(lr), lr.extra_labels), lr
 
     def plan_run(self, given: RecipeInput, target: Target) -> RunPlan:
         """The dry-run: everything `run` would do, without a connection, deterministic."""
@@ -135,7 +137,8 @@ class Session:
             from sparkrun.distribution.runner import dry_run_job  # deferred: loads the model layer
 
             job, sync, notes, needs = dry_run_job(job, lr)
-        plan = probe_plan(job).then(sync).then(launch_plan(job, None, wait_ready=True))
+        lease = Lease(job.job, "dry-run", lease_seconds(self.config))
+        plan = probe_plan(job).then(sync).then(launch_plan(job, None, wait_ready=True, lease=lease))
         return RunPlan(job, dataclasses.replace(plan, notes=(*plan.notes, *notes)), tuple(warnings), needs)
 
     def probe(self, job: JobPlan) -> dict[str, HostFacts]:
@@ -151,14 +154,17 @@ class Session:
         wait_ready: bool = True,
         keep_on_failure: bool = False,
         confirm: Callable[[str], bool] | None = None,
+        hold: bool = False,
     ) -> RunResult:
         """Probe, start the ranks group by group, wait until ready, record the job. On failure or interrupt the
-        job's containers are removed on every host before the error is raised (unless `keep_on_failure`)."""
+        job's containers are removed on every host before the error is raised (unless `keep_on_failure`); hosts
+        out of reach remove them when their launch lease runs out. `hold`: keep renewing the lease after the launch
+        instead of confirming it (`--foreground`: the job ends with this session; `release(result)` when done)."""
         first, lr = self._resolve(given, target, dry_run=False, confirm=confirm)
         hosts = list(first.topology.hosts)
         with self.store.pending(first.job, "launch", recipe=first.recipe_name, hosts=hosts):
             facts = self.probe(first)
-            job = plan_job(lr, facts)
+            job = check_job(plan_job(lr, facts))
             errors = check_facts(job, facts, wait_ready=wait_ready, synced=given.sync)
             if errors:
                 raise combine(errors)
@@ -167,7 +173,7 @@ class Session:
                 return RunResult(job, reused=True, ready=True)
             synced = self._distribute(job, lr, facts, given)  # the image and model on every host first
             job = synced.job
-            result = self._launch(job, synced.facts, wait_ready=wait_ready, keep_on_failure=keep_on_failure)
+            result = self._launch(job, synced.facts, wait_ready=wait_ready, keep_on_failure=keep_on_failure, hold=hold)
             result.sync = synced.to_json()
         if job.stop_after_post:
             self.emit(Note(f"stop_after_post: stopping job {job.job}"))
@@ -180,14 +186,19 @@ class Session:
         return distribute_job(job, lr, facts, transport=self.transport, emit=self.emit, given=given)
 
     def _launch(
-        self, job: JobPlan, facts: dict[str, HostFacts], *, wait_ready: bool, keep_on_failure: bool
+        self, job: JobPlan, facts: dict[str, HostFacts], *, wait_ready: bool, keep_on_failure: bool, hold: bool
     ) -> RunResult:
-        plan = launch_plan(job, facts, wait_ready=wait_ready)
+        # --no-rm keeps a failed launch's containers on purpose: no lease then.
+        lease = None if keep_on_failure else Lease.new(job.job, lease_seconds(self.config))
+        plan = launch_plan(job, facts, wait_ready=wait_ready, lease=lease, hold=hold)
         result = RunResult(job, notes=list(plan.notes))
         for note in plan.notes:
             self.emit(Note(note))
-        with collecting(self.emit, result) as emit:
-            apply(plan, self.transport, emit=emit, error_for=launch_error, keep_on_failure=keep_on_failure)
+        heartbeat = Heartbeat(self.transport, lease, on_lost=self.transport.terminate_all) if lease else None
+        transport = LeasedTransport(self.transport, heartbeat) if heartbeat else self.transport
+        with collecting(self.emit, result, heartbeat) as emit, renewing(heartbeat, hold=hold):
+            apply(plan, transport, emit=emit, error_for=launch_error, keep_on_failure=keep_on_failure)
+        result.lease = heartbeat if hold else None
         result.ready = wait_ready
         self._record(job, result)
         return result
@@ -218,6 +229,13 @@ class Session:
                 ],
             },
         )
+
+    def release(self, result: RunResult) -> None:
+        """Stop renewing a held lease (`run(hold=True)`); the job's hosts remove it when the lease runs out unless
+        it was stopped first."""
+        if result.lease is not None:
+            result.lease.stop()
+            result.lease = None
 
     # ---- distribution ----------------------------------------------------------------------------------------------
     def sync(self, given: RecipeInput, target: Target, **options: Any) -> Synced:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -52,7 +51,7 @@ def _hosts_from(hosts: str | None, hosts_file: str | None) -> tuple[str, ...] | 
     if hosts:
         return parse_host_list(hosts, where="--hosts")
     if hosts_file:
-        return read_hosts_file(Path(hosts_file).expanduser())
+        return read_hosts_file(hosts_file)
     return None
 
 
@@ -73,14 +72,12 @@ def create(
 ) -> None:
     """Create cluster NAME."""
 
-    if h.cluster_path(name).exists():
-        raise InputError(f"cluster {name!r} already exists", hint=f"change it with `sparkrun cluster update {name}`")
+    h.check_cluster_name(name)
     addresses = _hosts_from(hosts, hosts_file)
     if not addresses:
         raise InputError("a cluster needs hosts", hint="pass -H host1,host2 or --hosts-file FILE")
-    path = h.save_cluster(h.apply_changes(h.Cluster(name=name, hosts=addresses), **values))
-    if make_default:
-        h.set_default_cluster(app.user_config, name)
+    cluster = h.apply_changes(h.Cluster(name=name, hosts=addresses), **values)
+    path = h.create_cluster(cluster, make_default=make_default)
     app.console.info(f"created cluster {name} ({len(addresses)} hosts): {path}")
 
 
@@ -104,16 +101,21 @@ def update(
 ) -> None:
     """Change cluster NAME."""
 
-    current = h.load_cluster(name)
-    addresses = list(_hosts_from(hosts, hosts_file) or current.hosts)
-    addresses += [a for a in parse_host_list(",".join(add_host), where="--add-host") if a not in addresses]
-    missing = [a for a in remove_host if a not in addresses]
-    if missing:
-        raise InputError(f"cluster {name} has no host {', '.join(missing)}")
-    addresses = [a for a in addresses if a not in remove_host]
-    if not addresses:
-        raise InputError(f"cluster {name} would have no hosts left")
-    h.save_cluster(h.apply_changes(replace(current, hosts=tuple(addresses)), **values))
+    given = _hosts_from(hosts, hosts_file)
+    added = parse_host_list(",".join(add_host), where="--add-host")
+
+    def change(current: h.Cluster) -> h.Cluster:
+        addresses = list(given or current.hosts)
+        addresses += [a for a in added if a not in addresses]
+        missing = [a for a in remove_host if a not in addresses]
+        if missing:
+            raise InputError(f"cluster {name} has no host {', '.join(missing)}")
+        addresses = [a for a in addresses if a not in remove_host]
+        if not addresses:
+            raise InputError(f"cluster {name} would have no hosts left")
+        return h.apply_changes(replace(current, hosts=tuple(addresses)), **values)
+
+    h.update_cluster(name, change)
     app.console.info(f"updated cluster {name}")
 
 
@@ -160,13 +162,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
 def delete(app: AppContext, name: str, force: bool) -> None:
     """Delete cluster NAME."""
 
-    h.load_cluster(name)
-    is_default = h.default_cluster_name(app.user_config) == name
-    if is_default and not force:
-        raise InputError(f"{name} is the default cluster", hint="pass --force, or set another default first")
-    h.cluster_path(name).unlink()
-    if is_default:
-        h.set_default_cluster(app.user_config, None)
+    h.delete_cluster(name, force=force)
     app.console.info(f"deleted cluster {name}")
 
 

@@ -8,6 +8,7 @@ rich is imported lazily (tables, live progress) because `sparkrun --help` must n
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -19,6 +20,14 @@ from sparkrun.errors import SparkrunError
 
 if TYPE_CHECKING:
     from sparkrun.core.events import Event
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """A message as one line: control characters (a newline, a terminal escape from some value) shown escaped."""
+    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+
 
 READY_PHASES = {"port": "the port to open", "models": "GET /v1/models", "inference": "a streamed chat completion"}
 
@@ -54,12 +63,12 @@ class Console:
             self._err(f"warning: {message}")
 
     def error(self, exc: SparkrunError) -> None:
-        self._err(f"error: {exc.message}")
+        self._err(f"error: {one_line(exc.message)}")
         if exc.detail:
             for line in exc.detail.rstrip("\n").splitlines():
                 self._err(f"  | {line}")
         if exc.hint:
-            self._err(f"hint: {exc.hint}")
+            self._err(f"hint: {one_line(exc.hint)}")
 
     # ---- data (stdout) -----------------------------------------------------------------------------
     @staticmethod
@@ -143,6 +152,9 @@ class Console:
             step = live[0]
             where = f"{step.host.address}:{step.values['PORT']}"
             self._progress = ProgressLine(f"waiting for {where}", enabled=not self.quiet)
+        elif event.phase in ("lease", "confirm"):  # the launch lease: routine, shown with -v
+            for step in live:
+                self.detail(step.summary)
         elif event.phase in ("sync: links", "sync: hub"):
             self.detail(live[0].summary if len(live) == 1 else f"{event.phase}: {len(live)} link(s)")
         elif event.phase != "probe":

@@ -16,6 +16,7 @@ from sparkrun.cli.context import AppContext, pass_app
 from sparkrun.cli.options import serve_value_options
 from sparkrun.cli.vram import show_vram, vram
 from sparkrun.errors import SparkrunError
+from sparkrun.secrets import masked
 
 if TYPE_CHECKING:
     from sparkrun.recipes.catalog import Entry
@@ -106,7 +107,7 @@ def _print_show(app: AppContext, data: ShowData) -> None:
     app.console.table(["SETTING", "VALUE", "FROM"], rows, title="Settings (CLI > overrides > recipe > runtime)")
     if data.settings.env:
         out("\nEnvironment:")
-        for name, value in sorted(data.settings.env.items()):
+        for name, value in sorted(masked(data.settings.env).items()):
             out(f"  {name}={value}")
     for rank in data.ranks:
         out(f"\nServe command (rank {rank.rank}, {rank.role}):")

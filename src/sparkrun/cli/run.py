@@ -64,7 +64,9 @@ def run(
     if dry_run:
         run_flow.show_plan(app, given, where, as_json=as_json, markdown=markdown)
         return
-    result = run_flow.launch(app, given, where, ensure=ensure, wait_ready=not no_ready_wait, keep=no_rm)
+    result = run_flow.launch(
+        app, given, where, ensure=ensure, wait_ready=not no_ready_wait, keep=no_rm, hold=foreground
+    )
     report(app, result, as_json=as_json)
     if foreground or (follow if follow is not None else sys.stdout.isatty()):
         run_flow.follow(app, result, stop_on_interrupt=foreground)

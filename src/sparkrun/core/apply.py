@@ -18,7 +18,7 @@ from sparkrun.core.plan import Plan, Step
 from sparkrun.errors import HostError, SparkrunError
 from sparkrun.transport.base import Result, Transport
 from sparkrun.transport.protocol import parse_event
-from sparkrun.transport.ssh import SSH_HINTS
+from sparkrun.transport.ssh import ssh_hint
 
 ErrorFor = Callable[[Step, Result], HostError]
 UNDO_TIMEOUT_S = 120.0
@@ -27,7 +27,7 @@ UNDO_TIMEOUT_S = 120.0
 def host_error(step: Step, result: Result) -> HostError:
     """The default translation of a failed step: `host: step: cause`, the log tail as detail, SSH hints."""
     name, cause = result.failure()
-    hint = SSH_HINTS.get(cause) if result.transport_error else None
+    hint = ssh_hint(cause) if result.transport_error else None
     return HostError(result.host, name, cause, hint=hint, detail=result.output.blocks.get("log"))
 
 

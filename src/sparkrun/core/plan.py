@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparkrun.hosts import Host
+from sparkrun.secrets import MASK
 from sparkrun.shell import ParamValue, Script, render_script
-
-MASK = "<secret>"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sparkrun.jobs.inventory import Inventory, JobView, collect
 from sparkrun.jobs.records import JobStore
 from sparkrun.shell import ParamValue, render_script
 from sparkrun.transport.base import Stream, Transport
+from sparkrun.transport.ssh import ssh_hint
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def pump_streams(streams: Sequence[Stream], on_line: Callable[[str], None]) -> N
     errors = [r for r in (s.result() for s in streams) if not r.ok]
     if errors:
         step, cause = errors[0].failure()
-        raise HostError(errors[0].host, f"logs {step}", cause)
+        hint = ssh_hint(cause) if errors[0].transport_error else None
+        raise HostError(errors[0].host, "logs" if step == "logs" else f"logs {step}", cause, hint=hint)
 
 
 STOP_TIMEOUT_S = 120.0

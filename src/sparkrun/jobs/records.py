@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,23 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparkrun.config import cache_dir
+from sparkrun.config import cache_dir, write_atomic
 from sparkrun.errors import InputError
 
 STALE_PENDING_SECONDS = 12 * 3600
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON so that a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(data), fh, indent=2, sort_keys=True, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON so that a reader never sees a half-written file (and it is on disk once this returns)."""
+    write_atomic(path, lambda fh: json.dump(dict(data), fh, indent=2, sort_keys=True, default=str))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -10,14 +10,14 @@ Secrets never appear in the argv: their names are listed in the spec, and their 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sparkrun.secrets import is_secret
+
 HF_CACHE_IN_CONTAINER = "/cache/huggingface"
 ENV_FILE_FROM_STDIN = "/dev/stdin"
-SECRET_KEY_RE = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def split_secrets(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str
     plain: dict[str, str] = {}
     secret: dict[str, str] = {}
     for key, value in env.items():
-        (secret if SECRET_KEY_RE.search(key) else plain)[key] = value
+        (secret if is_secret(key) else plain)[key] = value
     return plain, secret
 
 

@@ -30,6 +30,8 @@ class HostFacts:
     job_containers: Mapping[str, str] = field(default_factory=dict)  # name -> state
     ib_env: Mapping[str, str] = field(default_factory=dict)  # detected NCCL/UCX/GLOO env (container env)
     ib_error: str | None = None  # ib_detect printed something unexpected
+    # port -> "JOB (RECIPE, STATE)": another job's API container here (head or solo, not exited) holds that port
+    port_holders: Mapping[int, str] = field(default_factory=dict)
 
     def has_image(self, image: str) -> bool:
         return self.images.get(image) is not None
@@ -43,6 +45,20 @@ def _ib(out: Output) -> tuple[dict[str, str], str | None]:
         return ib_container_env(parse_ib_detect_output("\n".join(lines))), None
     except ValueError as exc:
         return {}, str(exc)
+
+
+HOLDING_STATES = {"running", "created", "restarting", "paused"}
+
+
+def _port_holders(out: Output) -> dict[int, str]:
+    holders: dict[int, str] = {}
+    launching = set(out.all("lease"))
+    for item in out.all("job"):
+        job, port, state, role, *recipe = item.split(" ")
+        if port.isdigit() and role in {"head", "solo"} and state in HOLDING_STATES:
+            shown = "starting" if job in launching else state
+            holders.setdefault(int(port), f"{job} ({' '.join(recipe) or '?'}, {shown})")
+    return holders
 
 
 def parse_facts(host: str, out: Output) -> HostFacts:
@@ -74,4 +90,5 @@ def parse_facts(host: str, out: Output) -> HostFacts:
         job_containers=containers,
         ib_env=ib_env,
         ib_error=ib_error,
+        port_holders=_port_holders(out),
     )

@@ -1,12 +1,14 @@
-"""The steps of a launch, as plans for the apply engine: probe (one round trip per host), then start the ranks group
-by group, wait until ready, run the post hooks. Pure: facts in, `Plan` out.
+"""The steps of a launch, as plans for the apply engine: probe (one round trip per host), then take the launch lease,
+start the ranks group by group, wait until ready, run the post hooks, confirm the lease. Pure: facts in, `Plan` out.
 
 Cleanup guarantee: the launch plan's `undo` removes the job's containers on every host; the apply engine runs it when
-a step fails or the user interrupts (unless `--no-rm`).
+a step fails or the user interrupts (unless `--no-rm`). Hosts it cannot reach clean up after themselves: their lease
+runs out (`launch/lease.py`).
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping, Sequence
 
@@ -17,11 +19,12 @@ from sparkrun.jobs.control import stop_steps
 from sparkrun.launch.container import HF_CACHE_IN_CONTAINER, docker_run_argv, env_file, home_path
 from sparkrun.launch.facts import HostFacts
 from sparkrun.launch.hooks import HOOK_STEPS, Hook
+from sparkrun.launch.lease import Lease, confirm_steps, start_steps
 from sparkrun.launch.planner import JobPlan, RankPlan
 from sparkrun.launch.readiness import api_key
 from sparkrun.shell import ParamValue, script_text
 from sparkrun.transport.base import Result
-from sparkrun.transport.ssh import SSH_HINTS
+from sparkrun.transport.ssh import ssh_hint
 
 LOG_LINES = 30
 PROBE_TIMEOUT_S = 60.0
@@ -34,9 +37,11 @@ def launch_error(step: Step, result: Result) -> HostError:
     """A failed launch step as one `host: step: cause` error, with the engine's log tail (or hook output)."""
     name, cause = result.failure()
     if result.transport_error:
-        return HostError(result.host, name, cause, hint=SSH_HINTS.get(cause))
+        return HostError(result.host, name, cause, hint=ssh_hint(cause))
     label = f"readiness {name}" if step.script == "readiness" else name
     detail = result.output.blocks.get("log")
+    if "no space left on device" in cause.lower():  # the host's disk, whichever step noticed it
+        return HostError(result.host, label, cause, detail=detail, hint=f"free disk space on {result.host}")
     is_hook = name.startswith(HOOK_STEPS)
     cls = WorkloadError if name in ENGINE_STEPS or is_hook else HostError
     hint = _readiness_hint(cause) if step.script == "readiness" else None
@@ -106,15 +111,26 @@ def check_facts(
         present = shared or f.has_image(job.image) or (image_source(job, facts) and _has_source(job, f))
         if job.pull == "never" and not present:
             errors.append(HostError(f.host, "probe", f"image {job.image} is not present and --offline forbids pulling"))
-        busy = {p for p in (rank.spec.api_port, rank.spec.wait_port) if p and p in f.ports_busy}
-        if busy and not f.job_containers:
-            ports = ", ".join(map(str, sorted(busy)))
-            hint = "stop what uses it (`sparkrun status` shows sparkrun jobs) or pick another --port"
-            errors.append(HostError(f.host, "probe", f"port {ports} is already in use", hint=hint))
+        errors += _port_clash(f, [p for p in (rank.spec.api_port, rank.spec.wait_port) if p])
     api = facts[job.api_rank.host.address]
     if wait_ready and api.docker == "ok" and not api.has_curl:
         errors.append(HostError(api.host, "probe", "curl is not installed (needed for readiness checks)"))
     return errors
+
+
+def _port_clash(f: HostFacts, ports: Sequence[int]) -> list[HostError]:
+    """A port of this rank that another sparkrun job holds here (named), or that something else listens on."""
+    for port in sorted(ports):
+        holder = f.port_holders.get(port)
+        if holder:
+            job = holder.split(" ", 1)[0]
+            hint = f"stop that job first (`sparkrun stop {job}`) or pick another --port"
+            return [HostError(f.host, "probe", f"port {port} is taken by job {holder}", hint=hint)]
+    busy = sorted(p for p in ports if p in f.ports_busy)
+    if busy and not f.job_containers:
+        hint = "stop what uses it (`sparkrun status` shows sparkrun jobs) or pick another --port"
+        return [HostError(f.host, "probe", f"port {', '.join(map(str, busy))} is already in use", hint=hint)]
+    return []
 
 
 def _has_source(job: JobPlan, facts: HostFacts) -> bool:
@@ -137,7 +153,9 @@ def reusable(job: JobPlan, facts: Mapping[str, HostFacts]) -> bool:
 # ---- launch -----------------------------------------------------------------------------------------------------
 
 
-def _launch_step(job: JobPlan, rank: RankPlan, group: int, source: str | None, home: str | None) -> Step:
+def _launch_step(
+    job: JobPlan, rank: RankPlan, group: int, source: str | None, home: str | None, lease: Lease | None
+) -> Step:
     secrets = env_file(rank.secrets) if rank.secrets else b""
     copies = job.copies if rank.gated else ()
     multi = job.topology.num_nodes > 1
@@ -161,6 +179,8 @@ def _launch_step(job: JobPlan, rank: RankPlan, group: int, source: str | None, h
         "WAIT_PORT": str(rank.spec.wait_port or ""),
         "WAIT_TIMEOUT": str(job.readiness.rendezvous_timeout),
         "LOG_LINES": str(LOG_LINES),
+        "JOB_ID": job.job,
+        "LEASE_TOKEN": lease.token if lease else "",
     }
     summary = f"start {rank.role} {rank.container.name} on {rank.host.address}"
     if rank.spec.wait_port:
@@ -178,6 +198,11 @@ def _launch_step(job: JobPlan, rank: RankPlan, group: int, source: str | None, h
     )
 
 
+def _json_forms(text: str) -> list[str]:
+    """`text` as a JSON string, as servers may write it: with \\u escapes (Python's default) and without."""
+    return sorted({json.dumps(text), json.dumps(text, ensure_ascii=False)})
+
+
 def readiness_step(job: JobPlan) -> Step:
     api = job.api_rank
     r = job.readiness
@@ -191,6 +216,7 @@ def readiness_step(job: JobPlan) -> Step:
         "INFERENCE": r.inference,
         "INFERENCE_TIMEOUT": str(r.inference_timeout),
         "MODEL": job.served_model_name,
+        "MODEL_JSON": _json_forms(job.served_model_name),
         "PROMPT": r.prompt,
         "KEY_BYTES": str(len(key.encode())) if key else "0",
         "LOG_LINES": str(LOG_LINES),
@@ -228,23 +254,35 @@ def _hook_step(host: Host, container: str, hooks: Sequence[Hook], phase: str) ->
     )
 
 
-def launch_plan(job: JobPlan, facts: Mapping[str, HostFacts] | None, *, wait_ready: bool) -> Plan:
-    """Start the ranks (group by group), wait until ready, run post hooks; undo removes the job everywhere."""
+def launch_plan(
+    job: JobPlan,
+    facts: Mapping[str, HostFacts] | None,
+    *,
+    wait_ready: bool,
+    lease: Lease | None = None,
+    hold: bool = False,
+) -> Plan:
+    """Take the lease, start the ranks (group by group), wait until ready, run post hooks, confirm the lease (unless
+    `hold`: the caller keeps renewing it); undo removes the job everywhere."""
     source = image_source(job, facts)
     steps: list[Step] = []
     if facts is not None:
         old = [h for h in job.hosts if facts[h.address].job_containers]
         steps += stop_steps(old, job.job, phase="replace")
+    if lease is not None:
+        steps += start_steps(lease, job)
     for index, group in enumerate(job.groups()):
         for rank in group:
             home = facts[rank.host.address].home if facts is not None else None
-            steps.append(_launch_step(job, rank, index, source, home))
+            steps.append(_launch_step(job, rank, index, source, home, lease))
     if wait_ready:
         steps.append(readiness_step(job))
     if job.post_exec:
         steps.append(_hook_step(job.api_rank.host, job.api_rank.container.name, job.post_exec, "post_exec"))
     if job.post_commands:
         steps.append(_hook_step(LOCAL, "", job.post_commands, "post_commands"))
+    if lease is not None and not hold:
+        steps += confirm_steps(lease, job.hosts)
     notes = (
         [f"image {job.image} is not on {job.ranks[0].host.address}: running {source} (tagged {job.image})"]
         if source

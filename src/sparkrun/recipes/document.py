@@ -80,9 +80,41 @@ def parse_yaml(text: str, display: str, dups: list[str] | None = None) -> tuple[
     finally:
         loader.dispose()
     locations: dict[str, str] = {}
+    if node is not None and _contains_itself(node):
+        raise RecipeError(
+            f"{display}: invalid YAML: an alias refers to a node that contains it (a structure without end)",
+            hint="use the alias outside the node it names",
+        )
     if node is not None:
-        _index(node, (), display, locations, dups if dups is not None else [])
+        try:
+            _index(node, (), display, locations, dups if dups is not None else [])
+        except RecursionError:
+            raise RecipeError(f"{display}: invalid YAML: nested too deeply", hint="flatten the file") from None
     return data, locations
+
+
+def _contains_itself(root: Any) -> bool:
+    """True when an alias makes a node contain itself (YAML allows it; nothing can use it). Iterative: any depth."""
+    from yaml import MappingNode, SequenceNode  # deferred: only commands that read recipes pay for PyYAML
+
+    on_path: set[int] = set()
+    done: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            done.add(id(node))
+            continue
+        if id(node) in on_path:
+            return True
+        if id(node) in done or not isinstance(node, MappingNode | SequenceNode):
+            continue
+        on_path.add(id(node))
+        stack.append((node, True))
+        children = [n for pair in node.value for n in pair] if isinstance(node, MappingNode) else node.value
+        stack.extend((child, False) for child in children)
+    return False
 
 
 def parse_document(text: str, display: str, *, trusted: bool) -> Document:

@@ -9,11 +9,9 @@ registries:
   - {name: experimental, recipes: experimental-recipes, visible: false}
 ```
 A repository without a manifest is one registry whose recipes are in `recipes/` (or the whole tree).
-
 Until `registries.yaml` exists the configured list is the shipped defaults (`default_registries.yaml`); the first
-change writes the full list, which is authoritative from then on. Only `add`, `update` and `ensure_cloned` (naming
-`@registry/recipe` of a registry never downloaded) touch the network. When the remote cannot be reached and a clone
-exists, the clone is used and the caller gets one short note.
+change writes the full list (under the config lock, see `editing`). Only `add`, `update` and `ensure_cloned` (naming
+`@registry/recipe` of a registry never downloaded) touch the network; an unreachable remote with a clone is a note.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -28,7 +27,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from sparkrun.config import cache_dir, config_dir, load_yaml_mapping, write_yaml_atomic
+from sparkrun.config import cache_dir, config_dir, config_lock, load_yaml_mapping, write_yaml_atomic
 from sparkrun.errors import ConfigError
 from sparkrun.recipes import git
 
@@ -234,16 +233,16 @@ def add(store: RegistryStore, url: str, *, name: str | None, trust: bool, fetch:
         chosen = [replace(r, commit=commit, updated=_now(), origin="user") for r in _select(found, name, url)]
     else:
         chosen = [derived]
-    clashes = sorted({r.name for r in chosen} & {r.name for r in store})
-    if clashes:
-        raise ConfigError(
-            f"a registry named {clashes[0]!r} already exists", hint=f"sparkrun registry remove {clashes[0]}"
-        )
-    chosen = [replace(r, trusted=trust, trusted_url=url if trust else None) for r in chosen]
-    store.registries.extend(chosen)
-    if fetch:
-        _apply_sparse(store, url)
-    store.save()
+    with editing(store):
+        clashes = sorted({r.name for r in chosen} & {r.name for r in store})
+        if clashes:
+            raise ConfigError(
+                f"a registry named {clashes[0]!r} already exists", hint=f"sparkrun registry remove {clashes[0]}"
+            )
+        chosen = [replace(r, trusted=trust, trusted_url=url if trust else None) for r in chosen]
+        store.registries.extend(chosen)
+        if fetch:
+            _apply_sparse(store, url)
     return chosen
 
 
@@ -268,25 +267,25 @@ def _apply_sparse(store: RegistryStore, url: str) -> None:
 
 
 def remove(store: RegistryStore, name: str) -> Registry:
-    reg = store.get(name)
-    store.registries = [r for r in store.registries if r.name != name]
-    if not store.sharing(reg.url):
-        git.remove_clone(reg.clone_dir)
-    elif reg.cloned:
-        _apply_sparse(store, reg.url)
-    store.save()
+    with editing(store):
+        reg = store.get(name)
+        store.registries = [r for r in store.registries if r.name != name]
+        if not store.sharing(reg.url):
+            git.remove_clone(reg.clone_dir)
+        elif reg.cloned:
+            _apply_sparse(store, reg.url)
     return reg
 
 
 def set_flag(store: RegistryStore, name: str, **changes: Any) -> Registry:
-    reg = store.get(name)
-    if changes.get("trusted") is True:
-        changes["trusted_url"] = reg.url
-    elif changes.get("trusted") is False:
-        changes["trusted_url"] = None
-    updated = replace(reg, **changes)
-    store.put(updated)
-    store.save()
+    with editing(store):
+        reg = store.get(name)
+        if changes.get("trusted") is True:
+            changes["trusted_url"] = reg.url
+        elif changes.get("trusted") is False:
+            changes["trusted_url"] = None
+        updated = replace(reg, **changes)
+        store.put(updated)
     return updated
 
 
@@ -349,8 +348,27 @@ def update(store: RegistryStore, names: list[str] | None, notify: Notify) -> lis
         names_now = {r.name for r in store}
         results += [(store.get(r.name), outcome) for r in group if r.name in names_now]
         results += [(r, outcome) for r in store.sharing(url) if r.name not in known_before]
-    store.save()
+    _save_updated(store, {r.url for r in selected})
     return results
+
+
+def _save_updated(store: RegistryStore, urls: set[str]) -> None:
+    """An update's entries for `urls` into the list on disk now (order kept; others kept; replaced ones dropped)."""
+    updated = {r.name: r for r in store.registries if r.url in urls}
+    with editing(store):
+        kept = [updated.pop(r.name, r) for r in store.registries if r.name in updated or r.url not in urls]
+        store.registries = [*kept, *updated.values()]
+
+
+@contextmanager
+def editing(store: RegistryStore) -> Iterator[RegistryStore]:
+    """One change of the list under the config lock, on what is on disk now (saved after): nothing is ever lost."""
+    with config_lock():
+        if state_file().exists():  # else `store` is where the list starts (the defaults, or a caller's)
+            fresh = RegistryStore.load()
+            store.registries, store.from_defaults = fresh.registries, fresh.from_defaults
+        yield store
+        store.save()
 
 
 def ensure_cloned(store: RegistryStore, reg: Registry, notify: Notify) -> Registry:
@@ -369,7 +387,8 @@ def ensure_cloned(store: RegistryStore, reg: Registry, notify: Notify) -> Regist
 
 def revert_to_defaults() -> None:
     """Forget the configured list (clones stay in the cache); the shipped defaults apply again."""
-    state_file().unlink(missing_ok=True)
+    with config_lock():
+        state_file().unlink(missing_ok=True)
 
 
 def recipe_files(reg: Registry) -> list[Path]:

@@ -17,6 +17,7 @@ from sparkrun.recipes.resolved import NodeRangeError, preview_topology, resolve
 from sparkrun.recipes.trust import GatedItem
 from sparkrun.recipes.value_chain import Settings
 from sparkrun.runtimes.base import RankSpec
+from sparkrun.secrets import masked
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,9 @@ class ShowData:
             "settings": dict(self.settings),
             "origins": dict(self.settings.origins),
             "matched_overrides": list(self.settings.matched_overrides),
-            "env": dict(self.settings.env),
+            "env": masked(self.settings.env),
             "ranks": [
-                {"rank": r.rank, "role": r.role, "argv": list(r.argv), "command": r.command_line, "env": dict(r.env)}
+                {"rank": r.rank, "role": r.role, "argv": list(r.argv), "command": r.command_line, "env": masked(r.env)}
                 for r in self.ranks
             ],
             "gated": [{"kind": g.kind, "key": g.key, "detail": g.detail} for g in self.gated],

@@ -16,10 +16,24 @@
 #                named PRE_LABELS) via docker exec, then release the engine
 #   WAIT_ADDR / WAIT_PORT / WAIT_TIMEOUT   after start, wait for WAIT_ADDR:WAIT_PORT (empty port: liveness check)
 #   LOG_LINES    how many log lines to show on failure
+#   JOB_ID / LEASE_TOKEN  the launch lease `lease.sh start` took on this host (empty token: no lease, --no-rm)
 # Events: image, hook, started, fail (+ block "log")
 # shellcheck disable=SC2154  # inputs come from the preamble
 
 sr_require_docker
+
+# The launch lease: start nothing once it has ended, and let the host's watchdog end this script (its process group)
+# if the lease runs out while it still pulls, waits or runs hooks.
+if [ -n "$LEASE_TOKEN" ]; then
+  lease=$(sr_lease_dir "$JOB_ID")
+  lease_state=$(cat "$lease/state" 2>/dev/null || echo missing)
+  [ "$(cat "$lease/token" 2>/dev/null)" = "$LEASE_TOKEN" ] || lease_state=superseded
+  [ "$lease_state" = active ] || sr_fail lease "the launch lease on this host ended before the start ($lease_state)"
+  read -r -a self <<<"$(sed 's/.*) //' "/proc/$$/stat")"     # fields 3..: state ppid pgrp ...
+  read -r -a leader <<<"$(sed 's/.*) //' "/proc/${self[2]}/stat")" # field 22: start time
+  printf '%s %s\n' "${self[2]}" "${leader[19]}" >"$lease/launch"
+  trap 'rm -f "$lease/launch"' EXIT
+fi
 
 if docker container inspect "$CONTAINER" >/dev/null 2>&1; then
   docker rm -f "$CONTAINER" >/dev/null 2>&1 || sr_fail remove-old "cannot remove the old container $CONTAINER"
@@ -94,6 +108,7 @@ deadline=$(($(date +%s) + WAIT_TIMEOUT))
 while :; do
   state=$(sr_state "$CONTAINER")
   if [ "$state" != running ]; then
+    sr_docker_alive
     sr_log_tail "$CONTAINER" "$LOG_LINES"
     sr_fail start "the engine exited during start-up ($state)"
   fi

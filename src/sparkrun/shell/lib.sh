@@ -40,6 +40,12 @@ sr_require_docker() {
   fi
 }
 
+# sr_docker_alive: fail clearly when the docker daemon stopped answering in the middle of a step.
+sr_docker_alive() {
+  docker version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
+    sr_fail docker "the docker daemon stopped answering (was dockerd stopped or restarted?)"
+}
+
 # sr_log_tail CONTAINER LINES: the container's last log lines as block "log".
 sr_log_tail() {
   docker logs --tail "$2" "$1" 2>&1 | sr_block log
@@ -85,3 +91,6 @@ sr_docker_error() {
   done <<<"$1"
   printf '%s' "${first:-unknown docker error}"
 }
+
+# sr_lease_dir JOB: where this host keeps the launch lease of JOB (lease.sh, lease_watchdog.sh).
+sr_lease_dir() { printf '%s/.cache/sparkrun/lease/%s' "${HOME:-/tmp}" "$1"; }

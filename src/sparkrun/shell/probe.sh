@@ -4,7 +4,8 @@
 #   JOB_ID (job whose containers may already run here; may be empty), PEER (address to route towards; may be empty),
 #   IB_DETECT (text of ib_detect.sh to run here for the NCCL/UCX/GLOO env of multi-node containers; empty: skip),
 #   HEAD_ADDRESS (the head's address, name or IP, for ib_detect)
-# Events: docker, image, port, gpu, disk, home, user, addr, arch, curl, container, ib_env KEY=VALUE, ib_error
+# Events: docker, image, port, gpu, disk, home, user, addr, arch, curl, container NAME STATE,
+#   job JOB PORT STATE ROLE RECIPE (other jobs' containers), lease JOB (launching here), ib_env KEY=VALUE, ib_error
 # shellcheck disable=SC2154  # inputs come from the preamble
 
 sr_emit arch "$(uname -m)"
@@ -71,9 +72,19 @@ for image in "${IMAGES[@]}"; do
   sr_emit image "$image ${id:--}"
 done
 
-if [ -n "$JOB_ID" ]; then
-  docker ps -a --filter "label=sparkrun.job=$JOB_ID" --format '{{.Names}} {{.State}}' | while read -r line; do
-    sr_emit container "$line"
+# Jobs whose launch is still in progress here (an active launch lease, see lease.sh).
+for lease in "$(sr_lease_dir "")"*/; do
+  [ "$(cat "${lease}state" 2>/dev/null)" != active ] || sr_emit lease "$(basename "$lease")"
+done
+
+# This job's containers (replaced or reused), and the ports other jobs' API containers here hold (named on a clash).
+docker ps -a --filter label=sparkrun.job --format \
+  '{{.Label "sparkrun.job"}} {{.Names}} {{.State}} {{.Label "sparkrun.port"}} {{.Label "sparkrun.role"}} {{.Label "sparkrun.recipe"}}' |
+  while read -r job name state port role recipe; do
+    if [ "$job" = "$JOB_ID" ]; then
+      sr_emit container "$name $state"
+    else
+      sr_emit job "$job $port $state $role $recipe"
+    fi
   done
-fi
 exit 0

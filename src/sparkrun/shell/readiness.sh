@@ -2,7 +2,8 @@
 # readiness.sh: wait until the engine serves: port open -> GET /v1/models -> one streamed chat completion.
 # Runs on the host of the rank that serves the API, so it works wherever SSH works (ProxyJump, firewalls).
 # Inputs (preamble): CONTAINER, ADDR, PORT, PORT_TIMEOUT, HEALTH_TIMEOUT, INFERENCE (1/0), INFERENCE_TIMEOUT,
-#   MODEL (the served name planned; used when the engine lists it), PROMPT, KEY_BYTES (length of the API key at the
+#   MODEL (the served name planned; used when the engine lists it), MODEL_JSON (array: MODEL as JSON strings, with
+#   and without \u escapes, to find it in the engine's answer), PROMPT, KEY_BYTES (length of the API key at the
 #   start of stdin; 0 = none), LOG_LINES
 # Events: phase NAME, timing NAME SECONDS, models ID,ID..., served ID, ready SECONDS, note TEXT,
 #   fail STEP CAUSE (+ block "log": the engine's log tail, or the server's answer)
@@ -32,6 +33,7 @@ alive_or_fail() {
   local state
   state=$(sr_state "$CONTAINER")
   if [ "$state" != running ]; then
+    sr_docker_alive
     sr_log_tail "$CONTAINER" "$LOG_LINES"
     sr_fail "$1" "the engine exited ($state)"
   fi
@@ -111,6 +113,8 @@ served=$MODEL
 if [ "${#ids[@]}" -gt 0 ]; then
   found=""
   for id in "${ids[@]}"; do [ "$id" = "$MODEL" ] && found=1; done
+  # a name with quotes, backslashes or non-ASCII letters is escaped in JSON: look for its encodings as well
+  for enc in "${MODEL_JSON[@]}"; do grep -qF -- "$enc" "$body_file" && found=1; done
   if [ -z "$found" ]; then
     served=${ids[0]}
     sr_emit note "the engine serves ${ids[*]}, not '$MODEL'; using '$served'"

@@ -15,6 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import IO
 
 from sparkrun.hosts import Host
@@ -176,8 +177,11 @@ class ProcessTransport(ABC):
     def open(self, host: Host, script: Script, *, timeout: float | None = None) -> ProcessChannel:
         proc = self._spawn(host, script, timeout)
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(script.framed() + script.stdin)
-        proc.stdin.flush()
+        try:
+            proc.stdin.write(script.framed() + script.stdin)
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the connection failed at once: the channel's result says how (e.g. SSH's own error)
         return ProcessChannel(self, host, script, proc, timeout)
 
     def pipe(
@@ -220,7 +224,15 @@ class ProcessTransport(ABC):
             stdin=src_script.stdin,
         )
         result = self.run(src_host, relay, timeout=None if timeout is None else timeout + 2 * KILL_AFTER_S)
-        return split_relay_result(result, src_script, dst_host, dst_script)
+        piped = split_relay_result(result, src_script, dst_host, dst_script)
+        got = piped.sink
+        if not got.ok and got.transport_error is None:
+            # the source host's own SSH to the sink failed (exit 255 with SSH's message on the relay's stderr)
+            error = self.transport_error(dst_host, got.returncode, got.stdout, result.stderr)
+            if error is not None:
+                got = replace(got, transport_error=f"{error} (from {src_host.address}, host to host)")
+                piped = PipeResult(source=piped.source, sink=got)
+        return piped
 
     def terminate_all(self) -> None:
         """Stop every process still running (on Ctrl-C/SIGTERM, before cleanup)."""

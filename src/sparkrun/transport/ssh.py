@@ -5,7 +5,7 @@ handshake to a host every further step costs one round trip instead of a new han
 sparkrun never hangs on a prompt; host-key checking is left to the user's configuration, never disabled. A host that
 is this machine runs bash directly (no SSH to ourselves).
 
-SSH's own failures (exit 255) are turned into one short cause with a hint (`classify_ssh_error`, `SSH_HINTS`).
+SSH's own failures (exit 255) are turned into one short cause with a hint (`classify_ssh_error`, `ssh_hint`).
 """
 
 from __future__ import annotations
@@ -59,15 +59,34 @@ SSH_HINTS = {
     "SSH connection failed: no route to host": "check the host's address and that it is up",
     "SSH connection refused (is sshd running?)": "start sshd on the host, or check the SSH port (`--ssh-port`)",
     CONNECTION_LOST: "check the host and its network; a later `sparkrun stop` finishes what is left on it",
+    "SSH: could not resolve the host name": "check the host name (or use its IP address)",
+    "SSH connection failed: network is unreachable": "check this machine's network and the host's address",
+    "SSH connection closed by the host": "check the host's sshd (its log says why it closed the connection)",
 }
+GENERIC_HINT = "check that `ssh HOST true` works with the cluster's SSH settings (`sparkrun cluster show NAME`)"
+# Lines about ControlMaster's local socket say nothing about the host (ssh then connects directly).
+_MUX_NOISE = re.compile(r"^(Control ?[Ss]ocket|mux_client_|muxclient|ControlPath )")
+
+
+def ssh_hint(cause: str) -> str:
+    """The hint for a cause from `classify_ssh_error` (or a transport's other failures): always one."""
+    if cause.startswith("cannot run ssh"):
+        return "install the OpenSSH client (ssh) on this machine"
+    base = cause.split(" (from ", 1)[0].split(": ssh ended", 1)[0]  # host to host; no message from ssh
+    return SSH_HINTS.get(base, GENERIC_HINT)
 
 
 def classify_ssh_error(stderr: str) -> str:
-    for pattern, message in _SSH_ERRORS:
-        if pattern.search(stderr):
-            return message
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    return f"SSH failed: {lines[-1]}" if lines else "SSH failed (exit 255)"
+    said = [line for line in lines if not _MUX_NOISE.match(line.strip())]
+    text = "\n".join(said)
+    for pattern, message in _SSH_ERRORS:
+        if pattern.search(text):
+            return message
+    if said:
+        return f"SSH failed: {said[-1].strip()}"
+    # No word from ssh itself (or only about its multiplexing socket): the session ended under the script.
+    return f"{CONNECTION_LOST}: ssh ended without a message"
 
 
 def ssh_options(s: SshSettings, *, from_control: bool) -> list[str]:

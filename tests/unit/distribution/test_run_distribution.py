@@ -87,9 +87,13 @@ def test_a_run_syncs_between_the_probe_and_the_start_and_the_containers_run_offl
         "probe",
         "sync_probe",
         "sync_probe",
+        "lease",
+        "lease",
         "launch",
         "launch",
         "readiness",
+        "lease",
+        "lease",
     ]
     launch = next(sc for _h, sc in t.scripts if sc.name == "launch")
     assert "HF_HUB_OFFLINE=1" in launch.text
@@ -118,8 +122,8 @@ def test_the_dry_run_shows_the_sync_phases_and_what_the_job_needs(tmp_path: Path
     plan = s.plan_run(given(), TWO)
     assert t.scripts == []
     phases = [p for p, _steps in plan.plan.phases()]
-    assert phases[:4] == ["probe", "sync: check", "sync: image", "sync: model"]
-    assert phases[4].startswith("start group")
+    assert phases[:5] == ["probe", "sync: check", "sync: image", "sync: model", "lease"]
+    assert phases[5].startswith("start group")
     assert plan.distribution["model"]["commit"] == COMMIT and plan.distribution["model"]["total_bytes"] > 4e9
     assert any("4.00 GB" in n for n in plan.plan.notes)
     assert plan.distribution["memory"]["fits"] is True
@@ -136,7 +140,7 @@ def test_without_sync_nothing_is_copied_and_the_engine_finds_the_model_itself(tm
     assert "sync_probe" not in [sc.name for _h, sc in t.scripts]
     assert ("HF_HUB_OFFLINE", "1") not in result.job.ranks[0].container.env
     plan = s.plan_run(given(sync=False), TWO)
-    assert [p for p, _ in plan.plan.phases()][1].startswith("start group")
+    assert [p for p, _ in plan.plan.phases()][1:3] == ["lease", "start group 0"]
 
 
 def test_an_unknown_file_list_under_hf_hub_offline_is_not_synced_and_says_so(tmp_path: Path) -> None:
