@@ -3,6 +3,7 @@ byte for byte, whatever they contain."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from importlib import resources
@@ -12,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparkrun.shell import assignment, render_script
+from sparkrun.shell import ParamValue, assignment, render_script
 
 SHELL_DIR = Path(str(resources.files("sparkrun.shell")))
 HOST_SCRIPTS = ["probe", "launch", "readiness", "status", "stop", "logs", "hooks"]
+CHAIN_SCRIPTS = ["image_send", "image_recv", "model_send", "model_recv"]
 SHELLCHECK = shutil.which("shellcheck") or str(Path(__file__).parents[3] / ".venv/bin/shellcheck")
 
 HOSTILE = [
@@ -48,57 +50,98 @@ def test_every_packaged_script_is_valid_bash(name: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("name", HOST_SCRIPTS)
+PARAMS: dict[str, ParamValue] = {
+    "IMAGES": ["img:1"],
+    "PORTS": ["8000"],
+    "JOB_ID": "abc",
+    "PEER": "10.0.0.2",
+    "CONTAINER": "c",
+    "IMAGE": "img",
+    "DOCKER_OPTS": ["--init"],
+    "ENTRYPOINT": "vllm",
+    "CMD": ["serve", "m"],
+    "HF_CACHE": "~/.cache/huggingface",
+    "IB_DETECT": "",
+    "HEAD_ADDRESS": "10.0.0.1",
+    "SECRET_ENV": [],
+    "PULL": "missing",
+    "WAIT_ADDR": "127.0.0.1",
+    "WAIT_PORT": "",
+    "WAIT_TIMEOUT": "60",
+    "LOG_LINES": "30",
+    "ADDR": "127.0.0.1",
+    "PORT": "8000",
+    "PORT_TIMEOUT": "10",
+    "HEALTH_TIMEOUT": "10",
+    "INFERENCE": True,
+    "INFERENCE_TIMEOUT": "10",
+    "BODY": "{}",
+    "STOP_TIMEOUT": "10",
+    "SETTLE": "0",
+    "CONTAINERS": ["c"],
+    "TAIL": "100",
+    "FOLLOW": False,
+    "PREFIX": False,
+    "GATED": True,
+    "COPY_TARS": ["dGFy"],
+    "COPY_DESTS": ["/workspace/mods"],
+    "PRE_HOOKS": ["echo hi"],
+    "PRE_TIMEOUTS": ["60"],
+    "PRE_LABELS": ["pre_exec[0]"],
+    "HOOKS": ["echo hi"],
+    "TIMEOUTS": ["60"],
+    "LABELS": ["post_exec[0]"],
+}
+# The ends of a copy chain (they share chain_lib.sh): a sender or hop with a next hop.
+CHAIN_PARAMS: dict[str, ParamValue] = {
+    "NAME": "spark1",
+    "IMAGE": "img",
+    "PULL": True,
+    "HOP_SCRIPTS": ["#!/usr/bin/env bash\n"],
+    "NEXT_SSH": ["ssh", "spark2"],
+    "NEXT_COMMAND": "bash -s",
+    "NEXT_NAME": "spark2",
+    "MODE": "stream",
+    "EXPECT_ID": "sha256:0",
+    "SKIP_BYTES": "0",
+    "HUB_DIR": "~/.cache/huggingface/hub",
+    "STATE_DIR": "~/.cache/huggingface/sparkrun",
+    "REPO_FOLDER": "models--org--m",
+    "COMMIT": "0" * 40,
+    "FILE_PATHS": ["config.json"],
+    "FILE_SIZES": ["2"],
+    "FILE_BLOBS": ["b"],
+    "FILE_SHA256": [""],
+    "FILE_BLOB_IDS": ["b"],
+    "FILE_URLS": ["http://127.0.0.1/config.json"],
+    "WANT": ["1"],
+    "SEND_IDX": ["0"],
+    "SEND_FROM": ["0"],
+    "CHUNK": "1048576",
+}
+
+
+def rendered(name: str) -> str:
+    return render_script(name, CHAIN_PARAMS if name in CHAIN_SCRIPTS else PARAMS).text
+
+
+@pytest.mark.parametrize("name", HOST_SCRIPTS + CHAIN_SCRIPTS)
 def test_rendered_host_scripts_pass_shellcheck(name: str, tmp_path: Path) -> None:
-    params = {
-        "IMAGES": ["img:1"],
-        "PORTS": ["8000"],
-        "JOB_ID": "abc",
-        "PEER": "10.0.0.2",
-        "CONTAINER": "c",
-        "IMAGE": "img",
-        "DOCKER_OPTS": ["--init"],
-        "ENTRYPOINT": "vllm",
-        "CMD": ["serve", "m"],
-        "HF_CACHE": "~/.cache/huggingface",
-        "IB_DETECT": "",
-        "HEAD_ADDRESS": "10.0.0.1",
-        "SECRET_ENV": [],
-        "PULL": "missing",
-        "WAIT_ADDR": "127.0.0.1",
-        "WAIT_PORT": "",
-        "WAIT_TIMEOUT": "60",
-        "LOG_LINES": "30",
-        "ADDR": "127.0.0.1",
-        "PORT": "8000",
-        "PORT_TIMEOUT": "10",
-        "HEALTH_TIMEOUT": "10",
-        "INFERENCE": True,
-        "INFERENCE_TIMEOUT": "10",
-        "BODY": "{}",
-        "STOP_TIMEOUT": "10",
-        "SETTLE": "0",
-        "CONTAINERS": ["c"],
-        "TAIL": "100",
-        "FOLLOW": False,
-        "PREFIX": False,
-        "GATED": True,
-        "COPY_TARS": ["dGFy"],
-        "COPY_DESTS": ["/workspace/mods"],
-        "PRE_HOOKS": ["echo hi"],
-        "PRE_TIMEOUTS": ["60"],
-        "PRE_LABELS": ["pre_exec[0]"],
-        "HOOKS": ["echo hi"],
-        "TIMEOUTS": ["60"],
-        "LABELS": ["post_exec[0]"],
-    }
     script = tmp_path / f"{name}.sh"
-    script.write_text(render_script(name, params).text)
+    script.write_text(rendered(name))
     # Excluded: SC2034 (the shared preamble sets variables a script does not use), SC2088 (a value with a literal
     # "~/" is deliberate: the script expands it on the host), SC2317 (lib.sh helpers a script does not call).
     excluded = "SC2034,SC2088,SC2317"
     proc = subprocess.run([SHELLCHECK, "-e", excluded, str(script)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("name", HOST_SCRIPTS + CHAIN_SCRIPTS)
+def test_every_helper_a_rendered_script_calls_is_defined_in_it(name: str) -> None:
+    text = rendered(name)
+    defined = set(re.findall(r"^(sr_\w+)\(\)", text, re.MULTILINE))
+    called = set(re.findall(r"\b(sr_\w+)\b(?!\(\))", text)) - {"sr_send_err"}
+    assert called - defined == set()
 
 
 @pytest.mark.parametrize("value", HOSTILE)

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import IO, Protocol
 
 from sparkrun.core.events import Emit, TransferProgress
-from sparkrun.distribution.route import Route, hop_ssh
+from sparkrun.distribution.route import THIS_MACHINE, Route, hop_ssh
 from sparkrun.hosts import Host
-from sparkrun.shell import Script, render_script
+from sparkrun.shell import ParamValue, Script, render_script
 from sparkrun.transport.base import Channel, Transport, boot_command
 from sparkrun.transport.protocol import parse_event
 
@@ -44,18 +44,52 @@ class Progress(Protocol):
 
 
 class Payload(Progress, Protocol):
-    """What is being copied: builds the send script (source) and each hop's receive script."""
+    """What is being copied: the scripts of its two ends (`shell/chain_lib.sh` names them) and the values that are
+    the payload's own; `send_script` and `recv_script` add the chain's (who this is, the next hop, the hop scripts)."""
 
     @property
     def timeout(self) -> float: ...
 
-    def send_script(
-        self, source: Host | None, *, hops: Sequence[Script], next_ssh: Sequence[str], next_command: str, next_name: str
-    ) -> Script: ...
+    @property
+    def send_name(self) -> str: ...  # e.g. "model_send"
 
-    def recv_script(
-        self, host: Host, *, skip: int, next_ssh: Sequence[str], next_command: str, next_name: str
-    ) -> Script: ...
+    @property
+    def recv_name(self) -> str: ...  # e.g. "model_recv", run with MODE=stream
+
+    def send_values(self) -> dict[str, ParamValue]: ...
+
+    def recv_values(self, host: Host) -> dict[str, ParamValue]: ...
+
+
+@dataclass(frozen=True)
+class NextHop:
+    """Where a chain script sends the stream on: the command that reaches the next hop over SSH from this host, the
+    boot command run there, its name (for events). `NextHop()`: nowhere (the last hop; a source on stdout)."""
+
+    ssh: tuple[str, ...] = ()
+    command: str = ""
+    name: str = ""
+
+    def values(self) -> dict[str, ParamValue]:
+        return {"NEXT_SSH": list(self.ssh), "NEXT_COMMAND": self.command, "NEXT_NAME": self.name}
+
+
+def send_script(payload: Payload, source: Host | None, *, hops: Sequence[Script], nxt: NextHop) -> Script:
+    """The source's script (`source` None: this machine): the scripts of `hops`, then the payload's stream. Without a
+    next hop its stdout is the stream, so its events go to stderr."""
+    values: dict[str, ParamValue] = {
+        "NAME": source.address if source is not None else THIS_MACHINE,
+        **payload.send_values(),
+        "HOP_SCRIPTS": [s.text for s in hops],
+        **nxt.values(),
+    }
+    return render_script(payload.send_name, values, events_to_stderr=not nxt.ssh)
+
+
+def recv_script(payload: Payload, host: Host, *, skip: int, nxt: NextHop) -> Script:
+    """A hop's script: skip the `skip` bytes of the scripts after it, take its share, forward all to `nxt`."""
+    values = {"MODE": "stream", "NAME": host.address, **payload.recv_values(host), "SKIP_BYTES": str(skip)}
+    return render_script(payload.recv_name, {**values, **nxt.values()})
 
 
 @dataclass
@@ -160,18 +194,14 @@ def _scripts(payload: Payload, route: Route, transport: Transport) -> list[Scrip
     hops = route.hops
     scripts: list[Script] = []
     for j in reversed(range(len(hops))):
-        after = scripts[0] if scripts else None
-        nxt = hops[j + 1] if after is not None else None
-        ssh = hop_ssh(transport, hops[j].host, nxt.host, nxt.address) if nxt is not None else None
-        if nxt is not None and ssh is None:
-            raise RuntimeError("this transport cannot go host to host")
-        script = payload.recv_script(
-            hops[j].host,
-            skip=sum(len(s.framed()) for s in scripts),
-            next_ssh=ssh or (),
-            next_command=boot_command(after, payload.timeout) if after is not None else "",
-            next_name=nxt.host.address if nxt is not None else "",
-        )
+        onward = NextHop()
+        if scripts:
+            nxt = hops[j + 1]
+            ssh = hop_ssh(transport, hops[j].host, nxt.host, nxt.address)
+            if ssh is None:
+                raise RuntimeError("this transport cannot go host to host")
+            onward = NextHop(tuple(ssh), boot_command(scripts[0], payload.timeout), nxt.host.address)
+        script = recv_script(payload, hops[j].host, skip=sum(len(s.framed()) for s in scripts), nxt=onward)
         scripts.insert(0, script)
     return scripts
 
@@ -194,13 +224,8 @@ def _chain_from_host(payload: Payload, route: Route, transport: Transport, track
     scripts = _scripts(payload, route, transport)
     first = route.hops[0]
     ssh = hop_ssh(transport, route.source, first.host, first.address)
-    send = payload.send_script(
-        route.source,
-        hops=scripts,
-        next_ssh=ssh or (),
-        next_command=boot_command(scripts[0], payload.timeout),
-        next_name=first.host.address,
-    )
+    onward = NextHop(tuple(ssh or ()), boot_command(scripts[0], payload.timeout), first.host.address)
+    send = send_script(payload, route.source, hops=scripts, nxt=onward)
     stream = transport.stream(route.source, send, timeout=payload.timeout)
     tracker.pump(stream)
     result = stream.result()
@@ -224,7 +249,7 @@ def _open(transport: Transport, host: Host, script: Script, timeout: float, trac
 
 def _chain_from_here(payload: Payload, route: Route, transport: Transport, tracker: Tracker) -> None:
     scripts = _scripts(payload, route, transport)
-    send = payload.send_script(None, hops=scripts[1:], next_ssh=(), next_command="", next_name="")
+    send = send_script(payload, None, hops=scripts[1:], nxt=NextHop())
     source = transport.open(LOCAL, send, timeout=payload.timeout)
     source.stdin.close()
     first = _open(transport, route.hops[0].host, scripts[0], payload.timeout, tracker)
@@ -250,14 +275,14 @@ def _finish(tracker: Tracker, source: Channel, *receivers: Channel) -> None:
 
 
 def _relay(payload: Payload, route: Route, transport: Transport, tracker: Tracker) -> None:
-    send = payload.send_script(route.source, hops=(), next_ssh=(), next_command="", next_name="")
+    send = send_script(payload, route.source, hops=(), nxt=NextHop())
     source = _open(transport, route.source or LOCAL, send, payload.timeout, tracker)
     if source is None:
         return
     source.stdin.close()
     hops = []
     for link in route.hops:
-        script = payload.recv_script(link.host, skip=0, next_ssh=(), next_command="", next_name="")
+        script = recv_script(payload, link.host, skip=0, nxt=NextHop())
         channel = _open(transport, link.host, script, payload.timeout, tracker)
         if channel is not None:
             hops.append(channel)

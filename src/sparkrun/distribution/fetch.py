@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from sparkrun.core.events import TransferProgress
 from sparkrun.core.plan import Plan, Step
-from sparkrun.distribution.chain import Tracker
+from sparkrun.distribution.chain import NextHop, Tracker
 from sparkrun.distribution.facts import Context, HostHoldings
 from sparkrun.distribution.route import THIS_MACHINE
+from sparkrun.distribution.spec import SyncSpec
 from sparkrun.errors import HostError
 from sparkrun.hosts import Host
 from sparkrun.models.check import check_cache
@@ -59,26 +60,37 @@ def _download_here(context: Context, manifest: ModelManifest) -> int:
     return report.bytes_fetched
 
 
-def _fetch_values(context: Context, manifest: ModelManifest, head: HostHoldings) -> dict[str, ParamValue]:
-    spec = context.spec
-    wanted = set(head.wants())
-    base = f"{hub_endpoint()}/{manifest.repo_id}/resolve/{manifest.commit}/"
+def file_table(manifest: ModelManifest) -> dict[str, ParamValue]:
+    """The manifest's file table as both ends of a model copy take it (model_send.sh, model_recv.sh)."""
     return {
-        "MODE": "fetch",
-        "NAME": spec.head.address,
-        "HUB_DIR": spec.hub_dir,
-        "STATE_DIR": spec.state_dir,
         "REPO_FOLDER": manifest.folder,
         "FILE_PATHS": [f.path for f in manifest.files],
         "FILE_SIZES": [str(f.size) for f in manifest.files],
         "FILE_BLOBS": [f.blob for f in manifest.files],
+    }
+
+
+def recv_table(spec: SyncSpec, manifest: ModelManifest, wanted: Collection[str]) -> dict[str, ParamValue]:
+    """What model_recv.sh takes in either mode (a hop of a copy, or a download): where the cache is, the file table
+    with its checksums, and which of the files this host takes (`wanted`: paths)."""
+    return {
+        "HUB_DIR": spec.hub_dir,
+        "STATE_DIR": spec.state_dir,
+        **file_table(manifest),
         "FILE_SHA256": [f.sha256 or "" for f in manifest.files],
         "FILE_BLOB_IDS": [f.blob_id or "" for f in manifest.files],
         "WANT": ["1" if f.path in wanted else "0" for f in manifest.files],
+    }
+
+
+def _fetch_values(context: Context, manifest: ModelManifest, head: HostHoldings) -> dict[str, ParamValue]:
+    base = f"{hub_endpoint()}/{manifest.repo_id}/resolve/{manifest.commit}/"
+    return {
+        "MODE": "fetch",
+        "NAME": context.spec.head.address,
+        **recv_table(context.spec, manifest, set(head.wants())),
         "SKIP_BYTES": "0",
-        "NEXT_SSH": [],
-        "NEXT_COMMAND": "",
-        "NEXT_NAME": "",
+        **NextHop().values(),
         "FILE_URLS": [base + quote(f.path) for f in manifest.files],
     }
 

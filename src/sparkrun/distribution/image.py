@@ -15,16 +15,16 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sparkrun.core.plan import Plan, Step
-from sparkrun.distribution.chain import run_copy
+from sparkrun.distribution.chain import NextHop, run_copy
 from sparkrun.distribution.facts import Context, HostHoldings
 from sparkrun.distribution.model import choose_route
 from sparkrun.distribution.report import ItemReport
-from sparkrun.distribution.route import THIS_MACHINE
 from sparkrun.distribution.spec import ImageNeed
 from sparkrun.hosts import Host
-from sparkrun.shell import ParamValue, Script, render_script
+from sparkrun.shell import ParamValue
 
 PULL_TIMEOUT_S = 3600.0
 IMAGE_COPY_TIMEOUT_S = 3600.0
@@ -39,34 +39,14 @@ class ImagePayload:
     item: str
     timeout: float = IMAGE_COPY_TIMEOUT_S
 
-    def send_script(
-        self, source: Host | None, *, hops: Sequence[Script], next_ssh: Sequence[str], next_command: str, next_name: str
-    ) -> Script:
-        values: dict[str, ParamValue] = {
-            "NAME": source.address if source is not None else THIS_MACHINE,
-            "IMAGE": self.image,
-            "PULL": self.pull,
-            "HOP_SCRIPTS": [s.text for s in hops],
-            "NEXT_SSH": list(next_ssh),
-            "NEXT_COMMAND": next_command,
-            "NEXT_NAME": next_name,
-        }
-        return render_script("image_send", values, events_to_stderr=not next_ssh)
+    send_name: ClassVar[str] = "image_send"
+    recv_name: ClassVar[str] = "image_recv"
 
-    def recv_script(
-        self, host: Host, *, skip: int, next_ssh: Sequence[str], next_command: str, next_name: str
-    ) -> Script:
-        values: dict[str, ParamValue] = {
-            "MODE": "stream",
-            "NAME": host.address,
-            "IMAGE": self.image,
-            "EXPECT_ID": self.expect_id,
-            "SKIP_BYTES": str(skip),
-            "NEXT_SSH": list(next_ssh),
-            "NEXT_COMMAND": next_command,
-            "NEXT_NAME": next_name,
-        }
-        return render_script("image_recv", values)
+    def send_values(self) -> dict[str, ParamValue]:
+        return {"IMAGE": self.image, "PULL": self.pull}
+
+    def recv_values(self, host: Host) -> dict[str, ParamValue]:
+        return {"IMAGE": self.image, "EXPECT_ID": self.expect_id}
 
     def total(self, host: str) -> int:
         return self.size
@@ -88,8 +68,7 @@ def _target(need: ImageNeed, holdings: Mapping[str, HostHoldings], report: ItemR
 
 def _pull_each(context: Context, image: str, hosts: Sequence[Host], report: ItemReport) -> None:
     """A digest-pinned image: each host that lacks it pulls it (docker load cannot restore a digest reference)."""
-    values: dict[str, ParamValue] = {"MODE": "pull", "IMAGE": image, "EXPECT_ID": "", "SKIP_BYTES": "0"}
-    values.update({"NEXT_SSH": [], "NEXT_COMMAND": "", "NEXT_NAME": ""})
+    values = {"MODE": "pull", "IMAGE": image, "EXPECT_ID": "", "SKIP_BYTES": "0", **NextHop().values()}
     summary = "pull {host}: " + image
     steps = tuple(
         Step(

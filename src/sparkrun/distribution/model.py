@@ -15,20 +15,21 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sparkrun.core.events import Warning
 from sparkrun.distribution.chain import Tracker, run_copy
 from sparkrun.distribution.facts import Context, HostHoldings
-from sparkrun.distribution.fetch import Source, copy_timeout, download, find_source
+from sparkrun.distribution.fetch import Source, copy_timeout, download, file_table, find_source, recv_table
 from sparkrun.distribution.report import ItemReport
-from sparkrun.distribution.route import MESH_HINT, THIS_MACHINE, Route, plan_route, reach_plan
+from sparkrun.distribution.route import MESH_HINT, Route, plan_route, reach_plan
 from sparkrun.distribution.spec import missing_error
 from sparkrun.errors import HostError
 from sparkrun.hosts import Host
 from sparkrun.models.check import check_cache
 from sparkrun.models.layout import default_hub_dir
 from sparkrun.models.manifest import ModelManifest
-from sparkrun.shell import ParamValue, Script, render_script
+from sparkrun.shell import ParamValue
 
 MAX_PASSES = 3
 CHUNK = 32 << 20
@@ -47,54 +48,22 @@ class ModelPayload:
     item: str
     timeout: float
 
-    def table(self) -> dict[str, ParamValue]:
-        files = self.manifest.files
-        return {
-            "REPO_FOLDER": self.manifest.folder,
-            "FILE_PATHS": [f.path for f in files],
-            "FILE_SIZES": [str(f.size) for f in files],
-            "FILE_BLOBS": [f.blob for f in files],
-        }
+    send_name: ClassVar[str] = "model_send"
+    recv_name: ClassVar[str] = "model_recv"
 
-    def send_script(
-        self, source: Host | None, *, hops: Sequence[Script], next_ssh: Sequence[str], next_command: str, next_name: str
-    ) -> Script:
-        values: dict[str, ParamValue] = {
-            "NAME": source.address if source is not None else THIS_MACHINE,
+    def send_values(self) -> dict[str, ParamValue]:
+        return {
             "HUB_DIR": self.source_hub,
             "COMMIT": self.manifest.commit,
-            **self.table(),
+            **file_table(self.manifest),
             "SEND_IDX": [str(i) for i, _ in self.send],
             "SEND_FROM": [str(o) for _, o in self.send],
             "CHUNK": str(CHUNK),
-            "HOP_SCRIPTS": [s.text for s in hops],
-            "NEXT_SSH": list(next_ssh),
-            "NEXT_COMMAND": next_command,
-            "NEXT_NAME": next_name,
         }
-        return render_script("model_send", values, events_to_stderr=not next_ssh)
 
-    def recv_script(
-        self, host: Host, *, skip: int, next_ssh: Sequence[str], next_command: str, next_name: str
-    ) -> Script:
-        spec = self.context.spec
+    def recv_values(self, host: Host) -> dict[str, ParamValue]:
         wanted = self.wants.get(host.address, frozenset())
-        values: dict[str, ParamValue] = {
-            "MODE": "stream",
-            "NAME": host.address,
-            "HUB_DIR": spec.hub_dir,
-            "STATE_DIR": spec.state_dir,
-            **self.table(),
-            "FILE_SHA256": [f.sha256 or "" for f in self.manifest.files],
-            "FILE_BLOB_IDS": [f.blob_id or "" for f in self.manifest.files],
-            "WANT": ["1" if f.path in wanted else "0" for f in self.manifest.files],
-            "SKIP_BYTES": str(skip),
-            "NEXT_SSH": list(next_ssh),
-            "NEXT_COMMAND": next_command,
-            "NEXT_NAME": next_name,
-            "FILE_URLS": [],
-        }
-        return render_script("model_recv", values)
+        return {**recv_table(self.context.spec, self.manifest, wanted), "FILE_URLS": []}
 
     def total(self, host: str) -> int:
         return self.totals.get(host, 0)

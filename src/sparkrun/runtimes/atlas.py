@@ -12,17 +12,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from sparkrun.errors import RecipeError
-from sparkrun.runtimes.base import RankSpec, Runtime, ServeRequest, Topology, is_shell_wrapper
+from sparkrun.runtimes.base import RankSpec, ServeRequest, Topology
+from sparkrun.runtimes.engine import PORT_FLAGS, CommandShape, EngineRuntime, head_first_rank
 from sparkrun.runtimes.flags import FlagMap, find_flag, render_flags, switch, value
-from sparkrun.runtimes.ranks import (
-    NodeFlag,
-    check_command_shape,
-    launch_setting,
-    missing_node_flags,
-    port_in_argv,
-    port_setting,
-    rank_env,
-)
+from sparkrun.runtimes.ranks import NodeFlag, launch_setting, missing_node_flags, port_setting, rank_env
 
 DEFAULT_IMAGE: Final = "azeezish/atlas-gb10:latest"
 DEFAULT_PORT: Final = 8888
@@ -61,7 +54,6 @@ ATLAS_FLAGS: Final[FlagMap] = {
 }
 
 _RANK: Final = ("--rank",)
-_PORT: Final = ("--port",)
 
 
 def build_atlas_command(request: ServeRequest, *, port: int | None = None) -> tuple[str, ...]:
@@ -88,42 +80,31 @@ def _expert_parallel(request: ServeRequest, topology: Topology) -> int | None:
     return ep
 
 
-class AtlasRuntime(Runtime):
+class AtlasRuntime(EngineRuntime):
     name: ClassVar[str] = "atlas"
     description: ClassVar[str] = "Atlas `spark serve`; multi-node through NCCL ranks (--rank, --world-size)"
     family: ClassVar[str] = "atlas"
     default_image: ClassVar[str] = DEFAULT_IMAGE
     default_port: ClassVar[int] = DEFAULT_PORT
+    flags: ClassVar[FlagMap] = ATLAS_FLAGS
+    launch_keys: ClassVar[frozenset[str]] = frozenset({"init_port", "expert_parallel"})
+    command_shape: ClassVar[CommandShape] = CommandShape(("spark", "atlas"), "spark serve …", width=4, whole_name=True)
 
-    def defaults(self) -> Mapping[str, Any]:
-        return {"port": DEFAULT_PORT, "host": "0.0.0.0"}
+    def settings_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
+        return build_atlas_command(request)
 
-    def mapped_keys(self) -> frozenset[str]:
-        return frozenset(ATLAS_FLAGS) | {"init_port", "expert_parallel"}
-
-    def validate(self, request: ServeRequest) -> list[str]:
-        command = request.command
-        head = command[4:8] if command is not None and is_shell_wrapper(command) else (command or ())[:3]
-        if command is not None and not ({"spark", "atlas"} & {token.rsplit("/", 1)[-1] for token in head}):
-            return [f"atlas: command: does not look like `spark serve …` (starts with {command[0]!r})"]
-        return []
-
-    def _serve(self, request: ServeRequest, topology: Topology, rank: int) -> tuple[str, ...]:
+    def _worker_serve(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
         if request.command is None:
-            return build_atlas_command(request, port=0 if rank > 0 else None)
-        check_command_shape(request.command, multi_node=not topology.is_solo)
-        return tuple(request.command)
+            return build_atlas_command(request, port=0)
+        return self.serve_command(request, topology)
 
     def build(self, request: ServeRequest, topology: Topology) -> tuple[RankSpec, ...]:
         if topology.pipeline_parallel > 1:
             raise RecipeError("atlas has no pipeline parallelism", hint="use tensor_parallel (--tp) instead")
-        head_serve = self._serve(request, topology, 0)
-        api_port = port_in_argv(
-            (*head_serve, *request.extra_args), _PORT, port_setting(request, "port", DEFAULT_PORT), "--port"
-        )
+        head_serve = self.serve_command(request, topology)
         if topology.is_solo:
-            argv = (*head_serve, *request.extra_args)
-            return (RankSpec(0, "solo", argv, rank_env(request, topology, 0), api_port=api_port),)
+            return (self.solo_rank(request, topology, (*head_serve, *request.extra_args)),)
+        api_port = self.api_port(request, (*head_serve, *request.extra_args))
         master_port = port_setting(request, "init_port", DEFAULT_MASTER_PORT)
         ep = _expert_parallel(request, topology)
         shared = [
@@ -136,15 +117,12 @@ class AtlasRuntime(Runtime):
             shared.insert(1, NodeFlag(("--ep-size",), "--ep-size", str(ep)))
         specs = []
         for rank in range(topology.num_nodes):
-            serve = head_serve if rank == 0 else self._serve(request, topology, rank)
+            serve = head_serve if rank == 0 else self._worker_serve(request, topology)
             present = (*serve, *request.extra_args)
             added = missing_node_flags(present, (*shared, NodeFlag(_RANK, "--rank", str(rank), per_rank=True)))
-            if rank > 0 and find_flag(present, _PORT) is None:
+            if rank > 0 and find_flag(present, PORT_FLAGS) is None:
                 added = (*added, "--port", "0")  # a template's own --port stays: each rank has its own host
             argv = (*serve, *added, *request.extra_args)
             env = rank_env(request, topology, rank, base=_MULTI_NODE_ENV)
-            if rank == 0:
-                specs.append(RankSpec(0, "head", argv, env, wait_port=master_port, api_port=api_port))
-            else:
-                specs.append(RankSpec(rank, "worker", argv, env, start_group=1))
+            specs.append(head_first_rank(rank, argv, env, wait_port=master_port, api_port=api_port))
         return tuple(specs)

@@ -9,7 +9,7 @@ shows exactly what `run` will do and a runtime is tested by comparing data.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -61,7 +61,7 @@ class Topology:
 SHELL_WRAPPER_ARGV0 = "sparkrun-serve"
 
 
-def is_shell_wrapper(argv: tuple[str, ...] | list[str]) -> bool:
+def is_shell_wrapper(argv: Sequence[str]) -> bool:
     return len(argv) >= 4 and tuple(argv[:2]) == ("bash", "-c") and argv[3] == SHELL_WRAPPER_ARGV0 and '"$@"' in argv[2]
 
 

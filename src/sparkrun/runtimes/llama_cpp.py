@@ -13,16 +13,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from sparkrun.errors import RecipeError
-from sparkrun.runtimes.base import RankSpec, Runtime, ServeRequest, Topology
+from sparkrun.runtimes.base import RankSpec, ServeRequest, Topology
+from sparkrun.runtimes.engine import CommandShape, EngineRuntime
 from sparkrun.runtimes.flags import FlagMap, render_flags, switch, value
-from sparkrun.runtimes.ranks import (
-    NodeFlag,
-    check_command_shape,
-    missing_node_flags,
-    port_in_argv,
-    port_setting,
-    rank_env,
-)
+from sparkrun.runtimes.ranks import NodeFlag, missing_node_flags, port_setting
 
 DEFAULT_IMAGE: Final = "scitrera/dgx-spark-llama-cpp:latest"
 DEFAULT_PORT: Final = 8080  # llama-server's own default, which the old tool used when a recipe set no port
@@ -93,54 +87,45 @@ def rpc_bind_address(address: str) -> str:
     return address
 
 
-class LlamaCppRuntime(Runtime):
+class LlamaCppRuntime(EngineRuntime):
     name: ClassVar[str] = "llama-cpp"
     description: ClassVar[str] = "llama.cpp llama-server; multi-node through rpc-server workers (--rpc)"
     family: ClassVar[str] = "llama-cpp"
     default_image: ClassVar[str] = DEFAULT_IMAGE
     default_port: ClassVar[int] = DEFAULT_PORT
-
-    def defaults(self) -> Mapping[str, Any]:
-        return {"port": DEFAULT_PORT, "host": "0.0.0.0", "n_gpu_layers": 99}
-
-    def mapped_keys(self) -> frozenset[str]:
-        return frozenset(LLAMA_SERVER_FLAGS) | {"rpc_port"}
+    flags: ClassVar[FlagMap] = LLAMA_SERVER_FLAGS
+    launch_keys: ClassVar[frozenset[str]] = frozenset({"rpc_port"})
+    engine_defaults: ClassVar[Mapping[str, Any]] = {"n_gpu_layers": 99}
+    command_shape: ClassVar[CommandShape] = CommandShape(("llama",), "llama-server …", width=2)
 
     def validate(self, request: ServeRequest) -> list[str]:
-        if request.command is None:
-            try:
-                gguf_model_args(request.model)
-            except RecipeError as exc:
-                return [f"llama-cpp: {exc}"]
-        elif not any("llama" in token for token in request.command[:2]):
-            return [f"llama-cpp: command: does not look like `llama-server …` (starts with {request.command[0]!r})"]
+        if request.command is not None:
+            return super().validate(request)
+        try:
+            gguf_model_args(request.model)
+        except RecipeError as exc:
+            return [f"llama-cpp: {exc}"]
         return []
 
-    def serve_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
-        if request.command is None:
-            return build_llama_server_command(request)
-        check_command_shape(request.command, multi_node=not topology.is_solo)
-        return tuple(request.command)
+    def settings_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
+        return build_llama_server_command(request)
 
     def build(self, request: ServeRequest, topology: Topology) -> tuple[RankSpec, ...]:
         serve = self.serve_command(request, topology)
         present = (*serve, *request.extra_args)
-        api_port = port_in_argv(present, ("--port",), port_setting(request, "port", DEFAULT_PORT), "--port")
         if topology.is_solo:
-            argv = (*serve, *request.extra_args)
-            return (RankSpec(rank=0, role="solo", argv=argv, env=rank_env(request, topology, 0), api_port=api_port),)
+            return (self.solo_rank(request, topology, present),)
+        api_port = self.api_port(request, present)
         rpc_port = port_setting(request, "rpc_port", DEFAULT_RPC_PORT)
         workers = range(1, topology.num_nodes)
         servers = ",".join(f"{topology.addresses[rank]}:{rpc_port}" for rank in workers)
         added = missing_node_flags(present, (NodeFlag(("--rpc",), "--rpc", servers),))
         head_argv = (*serve, *added, *request.extra_args)
-        head = RankSpec(
-            rank=0, role="head", argv=head_argv, env=rank_env(request, topology, 0), start_group=1, api_port=api_port
-        )
+        head = RankSpec(0, "head", head_argv, self.rank_env(request, topology, 0), start_group=1, api_port=api_port)
         return (head, *(self._rpc_worker(request, topology, rank, rpc_port) for rank in workers))
 
     def _rpc_worker(self, request: ServeRequest, topology: Topology, rank: int, rpc_port: int) -> RankSpec:
         bind = rpc_bind_address(topology.addresses[rank])
         argv = ("rpc-server", "--host", bind, "--port", str(rpc_port))
-        env = rank_env(request, topology, rank)
+        env = self.rank_env(request, topology, rank)
         return RankSpec(rank=rank, role="worker", argv=argv, env=env, start_group=0, wait_port=rpc_port)

@@ -6,20 +6,13 @@ parallel > 1 or more than one host is refused. One rank, role `solo`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from sparkrun.errors import RecipeError
-from sparkrun.runtimes.base import RankSpec, Runtime, ServeRequest, Topology, is_shell_wrapper
+from sparkrun.runtimes.base import RankSpec, ServeRequest, Topology
+from sparkrun.runtimes.engine import CommandShape, EngineRuntime
 from sparkrun.runtimes.flags import FlagMap, render_flags, switch, value
-from sparkrun.runtimes.ranks import (
-    NodeFlag,
-    check_command_shape,
-    missing_node_flags,
-    port_in_argv,
-    port_setting,
-    rank_env,
-)
+from sparkrun.runtimes.ranks import NodeFlag, missing_node_flags
 
 DEFAULT_IMAGE: Final = "modular/max-nvidia-full:latest"
 DEFAULT_PORT: Final = 8000
@@ -53,25 +46,17 @@ def build_max_command(request: ServeRequest) -> tuple[str, ...]:
     return ("max", "serve", "--model", request.model, *render_flags(MAX_FLAGS, request.settings))
 
 
-class ModularMaxRuntime(Runtime):
+class ModularMaxRuntime(EngineRuntime):
     name: ClassVar[str] = "modular-max"
     description: ClassVar[str] = "Modular MAX `max serve`; one host, one GPU (--devices gpu:0)"
     family: ClassVar[str] = "modular-max"
     default_image: ClassVar[str] = DEFAULT_IMAGE
     default_port: ClassVar[int] = DEFAULT_PORT
+    flags: ClassVar[FlagMap] = MAX_FLAGS
+    command_shape: ClassVar[CommandShape] = CommandShape(("max",), "max serve …", width=2, whole_name=True)
 
-    def defaults(self) -> Mapping[str, Any]:
-        return {"port": DEFAULT_PORT, "host": "0.0.0.0"}
-
-    def mapped_keys(self) -> frozenset[str]:
-        return frozenset(MAX_FLAGS)
-
-    def validate(self, request: ServeRequest) -> list[str]:
-        command = request.command
-        head = command[4:6] if command is not None and is_shell_wrapper(command) else (command or ())[:2]
-        if command is not None and not any(token.rsplit("/", 1)[-1] == "max" for token in head):
-            return [f"modular-max: command: does not look like `max serve …` (starts with {command[0]!r})"]
-        return []
+    def settings_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
+        return build_max_command(request)
 
     def build(self, request: ServeRequest, topology: Topology) -> tuple[RankSpec, ...]:
         if not topology.is_solo or topology.tensor_parallel > 1 or topology.pipeline_parallel > 1:
@@ -80,13 +65,8 @@ class ModularMaxRuntime(Runtime):
                 f"tensor_parallel {topology.tensor_parallel} and pipeline_parallel {topology.pipeline_parallel}",
                 hint="run it with --tp 1 on one host (MAX does not span machines; a DGX Spark has one GPU)",
             )
-        if request.command is None:
-            serve = build_max_command(request)
-        else:
-            check_command_shape(request.command, multi_node=False)
-            serve = tuple(request.command)
+        serve = self.serve_command(request, topology)
         present = (*serve, *request.extra_args)
         devices = NodeFlag(("--devices",), "--devices", DEVICES)
         argv = (*serve, *missing_node_flags(present, (devices,)), *request.extra_args)
-        api_port = port_in_argv(argv, ("--port",), port_setting(request, "port", DEFAULT_PORT), "--port")
-        return (RankSpec(0, "solo", argv, rank_env(request, topology, 0), api_port=api_port),)
+        return (self.solo_rank(request, topology, argv),)

@@ -10,18 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from sparkrun.runtimes.base import RankSpec, Runtime, ServeRequest, Topology
+from sparkrun.runtimes.base import RankSpec, ServeRequest, Topology
+from sparkrun.runtimes.engine import CommandShape, EngineRuntime, head_first_rank, with_parallel_sizes
 from sparkrun.runtimes.flags import FlagMap, flag_value, render_flags, switch, value
-from sparkrun.runtimes.ranks import (
-    NodeFlag,
-    check_command_shape,
-    missing_node_flags,
-    parallel_node_flags,
-    port_in_argv,
-    port_setting,
-    rank_env,
-    to_port,
-)
+from sparkrun.runtimes.ranks import NodeFlag, missing_node_flags, parallel_node_flags, port_setting, to_port
 
 DEFAULT_IMAGE: Final = "scitrera/dgx-spark-sglang:latest"
 DEFAULT_PORT: Final = 30000
@@ -83,9 +75,7 @@ _INIT: Final = ("--dist-init-addr", "--nccl-init-addr")
 
 def build_sglang_command(request: ServeRequest, topology: Topology) -> tuple[str, ...]:
     """`sglang serve --model-path MODEL …` from the settings; parallel sizes from the topology."""
-    values: dict[str, Any] = dict(request.settings)
-    values["tensor_parallel"] = topology.tensor_parallel
-    values["pipeline_parallel"] = topology.pipeline_parallel if topology.pipeline_parallel > 1 else None
+    values = with_parallel_sizes(request, topology)
     return ("sglang", "serve", "--model-path", request.model, *render_flags(SGLANG_FLAGS, values))
 
 
@@ -97,40 +87,28 @@ def _init_port(present: tuple[str, ...], request: ServeRequest) -> int:
     return port_setting(request, "init_port", DEFAULT_INIT_PORT)
 
 
-class SglangRuntime(Runtime):
+class SglangRuntime(EngineRuntime):
     name: ClassVar[str] = "sglang"
     description: ClassVar[str] = "SGLang; multi-node through --dist-init-addr/--nnodes/--node-rank"
     family: ClassVar[str] = "sglang"
     default_image: ClassVar[str] = DEFAULT_IMAGE
     default_port: ClassVar[int] = DEFAULT_PORT
+    flags: ClassVar[FlagMap] = SGLANG_FLAGS
+    launch_keys: ClassVar[frozenset[str]] = frozenset({"init_port"})
+    # The default is spelled the SGLang way so that a recipe's own `mem_fraction_static` beats it, while
+    # `gpu_memory_utilization` (CLI --gpu-mem, or the recipe) still wins over both.
+    engine_defaults: ClassVar[Mapping[str, Any]] = {"mem_fraction_static": 0.8}
+    command_shape: ClassVar[CommandShape] = CommandShape(("sglang",), "sglang serve …", width=4)
 
-    def defaults(self) -> Mapping[str, Any]:
-        # The default is spelled the SGLang way so that a recipe's own `mem_fraction_static` beats it, while
-        # `gpu_memory_utilization` (CLI --gpu-mem, or the recipe) still wins over both.
-        return {"port": DEFAULT_PORT, "host": "0.0.0.0", "mem_fraction_static": 0.8}
-
-    def mapped_keys(self) -> frozenset[str]:
-        return frozenset(SGLANG_FLAGS) | {"init_port"}
-
-    def validate(self, request: ServeRequest) -> list[str]:
-        command = request.command
-        if command is not None and not any("sglang" in token for token in command[:4]):
-            return [f"sglang: command: does not look like `sglang serve …` (starts with {command[0]!r})"]
-        return []
-
-    def serve_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
-        if request.command is None:
-            return build_sglang_command(request, topology)
-        check_command_shape(request.command, multi_node=not topology.is_solo)
-        return tuple(request.command)
+    def settings_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
+        return build_sglang_command(request, topology)
 
     def build(self, request: ServeRequest, topology: Topology) -> tuple[RankSpec, ...]:
         serve = self.serve_command(request, topology)
         present = (*serve, *request.extra_args)
-        api_port = port_in_argv(present, ("--port",), port_setting(request, "port", DEFAULT_PORT), "--port")
         if topology.is_solo:
-            argv = (*serve, *request.extra_args)
-            return (RankSpec(rank=0, role="solo", argv=argv, env=rank_env(request, topology, 0), api_port=api_port),)
+            return (self.solo_rank(request, topology, present),)
+        api_port = self.api_port(request, present)
         init_port = _init_port(present, request)
         shared = (
             *parallel_node_flags(topology, _TP, _PP),
@@ -141,9 +119,6 @@ class SglangRuntime(Runtime):
         for rank in range(topology.num_nodes):
             own = NodeFlag(("--node-rank",), "--node-rank", str(rank), per_rank=True)
             argv = (*serve, *missing_node_flags(present, (*shared, own)), *request.extra_args)
-            env = rank_env(request, topology, rank)
-            if rank == 0:
-                specs.append(RankSpec(rank=0, role="head", argv=argv, env=env, wait_port=init_port, api_port=api_port))
-            else:
-                specs.append(RankSpec(rank=rank, role="worker", argv=argv, env=env, start_group=1))
+            env = self.rank_env(request, topology, rank)
+            specs.append(head_first_rank(rank, argv, env, wait_port=init_port, api_port=api_port))
         return tuple(specs)

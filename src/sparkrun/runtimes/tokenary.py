@@ -10,21 +10,13 @@ The engine's flag list is UNVERIFIED (flags/tokenary.txt): only the flags the ol
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from sparkrun.errors import RecipeError
-from sparkrun.runtimes.base import RankSpec, Runtime, ServeRequest, Topology, is_shell_wrapper
+from sparkrun.runtimes.base import RankSpec, ServeRequest, Topology
+from sparkrun.runtimes.engine import PORT_FLAGS, CommandShape, EngineRuntime, head_first_rank
 from sparkrun.runtimes.flags import FlagMap, find_flag, render_flags, switch, value
-from sparkrun.runtimes.ranks import (
-    NodeFlag,
-    check_command_shape,
-    missing_node_flags,
-    port_in_argv,
-    port_setting,
-    rank_env,
-    to_bool,
-)
+from sparkrun.runtimes.ranks import NodeFlag, missing_node_flags, port_setting, to_bool
 
 DEFAULT_IMAGE: Final = "scitrera/tokenary:latest"
 DEFAULT_PORT: Final = 8000
@@ -49,7 +41,6 @@ TOKENARY_FLAGS: Final[FlagMap] = {
 }
 # Modes tokenary runs on one GPU only.
 _SINGLE_RANK_MODES: Final = ("encode_only", "ner")
-_PORT: Final = ("--port",)
 _SERVER: Final = ("--server",)
 
 
@@ -57,31 +48,19 @@ def build_tokenary_command(request: ServeRequest) -> tuple[str, ...]:
     return ("tokenary", "--model", request.model, *render_flags(TOKENARY_FLAGS, request.settings))
 
 
-class TokenaryRuntime(Runtime):
+class TokenaryRuntime(EngineRuntime):
     name: ClassVar[str] = "tokenary"
     description: ClassVar[str] = "tokenary; multi-node through --rank/--world-size/--master-addr, rank 0 serves HTTP"
     family: ClassVar[str] = "tokenary"
     default_image: ClassVar[str] = DEFAULT_IMAGE
     default_port: ClassVar[int] = DEFAULT_PORT
+    flags: ClassVar[FlagMap] = TOKENARY_FLAGS
+    # `port` is not in the flag map: sparkrun adds `--server --port P` itself, on rank 0 only.
+    launch_keys: ClassVar[frozenset[str]] = frozenset({"port", "init_port"})
+    command_shape: ClassVar[CommandShape] = CommandShape(("tokenary",), "tokenary --model …", width=2)
 
-    def defaults(self) -> Mapping[str, Any]:
-        return {"port": DEFAULT_PORT, "host": "0.0.0.0"}
-
-    def mapped_keys(self) -> frozenset[str]:
-        return frozenset(TOKENARY_FLAGS) | {"port", "init_port"}
-
-    def validate(self, request: ServeRequest) -> list[str]:
-        command = request.command
-        head = command[4:6] if command is not None and is_shell_wrapper(command) else (command or ())[:2]
-        if command is not None and not any("tokenary" in token for token in head):
-            return [f"tokenary: command: does not look like `tokenary --model …` (starts with {command[0]!r})"]
-        return []
-
-    def serve_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
-        if request.command is None:
-            return build_tokenary_command(request)
-        check_command_shape(request.command, multi_node=not topology.is_solo)
-        return tuple(request.command)
+    def settings_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
+        return build_tokenary_command(request)
 
     def _check(self, request: ServeRequest, topology: Topology) -> None:
         if topology.pipeline_parallel > 1:
@@ -96,12 +75,12 @@ class TokenaryRuntime(Runtime):
         self._check(request, topology)
         serve = self.serve_command(request, topology)
         present = (*serve, *request.extra_args)
-        port = port_in_argv(present, _PORT, port_setting(request, "port", DEFAULT_PORT), "--port")
-        http = (NodeFlag(_SERVER, "--server", None), NodeFlag(_PORT, "--port", str(port)))
+        port = self.api_port(request, present)
+        http = (NodeFlag(_SERVER, "--server", None), NodeFlag(PORT_FLAGS, "--port", str(port)))
         tp = NodeFlag(("--tp-size",), "--tp-size", str(topology.tensor_parallel))
         if topology.is_solo:
             argv = (*serve, *missing_node_flags(present, (*http, tp)), *request.extra_args)
-            return (RankSpec(0, "solo", argv, rank_env(request, topology, 0), api_port=port),)
+            return (self.solo_rank(request, topology, argv),)
         if find_flag(present, _SERVER) is not None:
             raise RecipeError(
                 "the recipe's command: sets --server, which sparkrun gives rank 0 only on multi-node launches",
@@ -120,20 +99,18 @@ class TokenaryRuntime(Runtime):
         for rank in range(topology.num_nodes):
             own = NodeFlag(("--rank",), "--rank", str(rank), per_rank=True)
             if rank == 0:
-                added = missing_node_flags(present, (own, *shared, *http))
-                argv = (*serve, *added, *request.extra_args)
-                env = rank_env(request, topology, 0)
-                specs.append(RankSpec(0, "head", argv, env, wait_port=master_port, api_port=port))
+                argv = (*serve, *missing_node_flags(present, (own, *shared, *http)), *request.extra_args)
             else:
                 added = missing_node_flags((*worker_serve, *request.extra_args), (own, *shared))
                 argv = (*worker_serve, *added, *request.extra_args)
-                specs.append(RankSpec(rank, "worker", argv, rank_env(request, topology, rank), start_group=1))
+            env = self.rank_env(request, topology, rank)
+            specs.append(head_first_rank(rank, argv, env, wait_port=master_port, api_port=port))
         return tuple(specs)
 
 
 def _without_port(argv: tuple[str, ...]) -> tuple[str, ...]:
     """`argv` without its `--port P` / `--port=P` (workers serve no HTTP)."""
-    index = find_flag(argv, _PORT)
+    index = find_flag(argv, PORT_FLAGS)
     if index is None:
         return argv
     width = 1 if "=" in argv[index] else 2

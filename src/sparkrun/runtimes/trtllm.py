@@ -17,17 +17,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from sparkrun.errors import RecipeError
-from sparkrun.runtimes.base import Mount, RankSpec, Runtime, ServeRequest, Topology, is_shell_wrapper
+from sparkrun.runtimes.base import Mount, RankSpec, ServeRequest, Topology
 from sparkrun.runtimes.container_scripts import container_script, wrap_command
+from sparkrun.runtimes.engine import CommandShape, EngineRuntime, with_parallel_sizes
 from sparkrun.runtimes.flags import FlagMap, render_flags, switch, value
-from sparkrun.runtimes.ranks import (
-    check_command_shape,
-    missing_node_flags,
-    parallel_node_flags,
-    port_in_argv,
-    port_setting,
-    rank_env,
-)
+from sparkrun.runtimes.ranks import missing_node_flags, parallel_node_flags, rank_env
 
 DEFAULT_IMAGE: Final = "nvcr.io/nvidia/tensorrt-llm/release:latest"
 DEFAULT_PORT: Final = 8000
@@ -79,10 +73,7 @@ _PP: Final = ("--pp_size", "--pipeline_parallel_size")
 
 def build_trtllm_command(request: ServeRequest, topology: Topology) -> tuple[str, ...]:
     """`trtllm-serve MODEL …` from the settings; the parallel sizes come from the topology."""
-    values: dict[str, Any] = dict(request.settings)
-    values["tensor_parallel"] = topology.tensor_parallel
-    values["pipeline_parallel"] = topology.pipeline_parallel if topology.pipeline_parallel > 1 else None
-    return ("trtllm-serve", request.model, *render_flags(TRTLLM_FLAGS, values))
+    return ("trtllm-serve", request.model, *render_flags(TRTLLM_FLAGS, with_parallel_sizes(request, topology)))
 
 
 def mpirun_argv(topology: Topology, program: tuple[str, ...]) -> tuple[str, ...]:
@@ -104,46 +95,39 @@ def mpirun_argv(topology: Topology, program: tuple[str, ...]) -> tuple[str, ...]
     )
 
 
-class TrtllmRuntime(Runtime):
+class TrtllmRuntime(EngineRuntime):
     name: ClassVar[str] = "trtllm"
     description: ClassVar[str] = "TensorRT-LLM trtllm-serve; multi-node through Open MPI (mpirun, docker exec over SSH)"
     family: ClassVar[str] = "trtllm"
     default_image: ClassVar[str] = DEFAULT_IMAGE
     default_port: ClassVar[int] = DEFAULT_PORT
+    flags: ClassVar[FlagMap] = TRTLLM_FLAGS
+    # The PyTorch backend loads a Hugging Face checkpoint directly (older releases defaulted to building an engine).
+    engine_defaults: ClassVar[Mapping[str, Any]] = {"backend": "pytorch"}
+    command_shape: ClassVar[CommandShape] = CommandShape(("trtllm",), "trtllm-serve MODEL …", width=3)
 
-    def defaults(self) -> Mapping[str, Any]:
-        # The PyTorch backend loads a Hugging Face checkpoint directly (older releases defaulted to building an engine).
-        return {"port": DEFAULT_PORT, "host": "0.0.0.0", "backend": "pytorch"}
-
-    def mapped_keys(self) -> frozenset[str]:
-        return frozenset(TRTLLM_FLAGS)
-
-    def validate(self, request: ServeRequest) -> list[str]:
-        command = request.command
-        head = command[4:7] if command is not None and is_shell_wrapper(command) else (command or ())[:3]
-        if command is not None and not any("trtllm" in token for token in head):
-            return [f"trtllm: command: does not look like `trtllm-serve MODEL …` (starts with {command[0]!r})"]
-        return []
+    def settings_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
+        return build_trtllm_command(request, topology)
 
     def serve_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
         """The serve command with the parallel sizes the topology needs, extra args last."""
+        serve = super().serve_command(request, topology)
         if request.command is None:
-            return (*build_trtllm_command(request, topology), *request.extra_args)
-        check_command_shape(request.command, multi_node=not topology.is_solo)
-        if request.command[0] == "mpirun":
+            return (*serve, *request.extra_args)
+        if serve[0] == "mpirun":
             raise RecipeError(
                 "the recipe's command: starts with mpirun; sparkrun runs mpirun itself on multi-node launches",
                 hint="make `command:` the serve command (`trtllm-serve {model} …`)",
             )
-        present = (*request.command, *request.extra_args)
+        present = (*serve, *request.extra_args)
         added = missing_node_flags(present, parallel_node_flags(topology, _TP, _PP))
-        return (*request.command, *added, *request.extra_args)
+        return (*serve, *added, *request.extra_args)
 
     def build(self, request: ServeRequest, topology: Topology) -> tuple[RankSpec, ...]:
         serve = self.serve_command(request, topology)
-        api_port = port_in_argv(serve, ("--port",), port_setting(request, "port", DEFAULT_PORT), "--port")
+        api_port = self.api_port(request, serve)
         if topology.is_solo:
-            return (RankSpec(0, "solo", serve, rank_env(request, topology, 0), api_port=api_port),)
+            return (self.solo_rank(request, topology, serve),)
         if len(topology.container_names) != topology.num_nodes:
             raise RecipeError("trtllm needs the container names of every rank to plan a multi-node launch")
         program = serve if LAUNCHER in serve[:1] else (LAUNCHER, *serve)

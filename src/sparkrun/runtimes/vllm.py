@@ -19,18 +19,17 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from sparkrun.errors import RecipeError
-from sparkrun.runtimes.base import RankSpec, Runtime, ServeRequest, Topology, is_shell_wrapper
+from sparkrun.runtimes.base import RankSpec, ServeRequest, Topology
 from sparkrun.runtimes.container_scripts import RAY_HEAD, wrap_command
+from sparkrun.runtimes.engine import CommandShape, EngineRuntime, head_first_rank, with_parallel_sizes
 from sparkrun.runtimes.flags import FlagMap, flag_value, render_flags, switch, value
 from sparkrun.runtimes.ranks import (
     NodeFlag,
-    check_command_shape,
     launch_setting,
     missing_node_flags,
     parallel_node_flags,
     port_in_argv,
     port_setting,
-    rank_env,
     to_bool,
 )
 
@@ -98,7 +97,6 @@ VLLM_FLAGS: Final[FlagMap] = {
 _TP: Final = ("--tensor-parallel-size", "-tp")
 _PP: Final = ("--pipeline-parallel-size", "-pp")
 _BACKEND: Final = ("--distributed-executor-backend",)
-_PORT: Final = ("--port",)
 _ADDRESS_VARS: Final = ("NODE_IP", "VLLM_HOST_IP")
 # Ray's memory monitor misreads the Spark's unified memory and kills workers; the old tool turned it off too.
 _RAY_ENV: Final[Mapping[str, str]] = {"RAY_memory_monitor_refresh_ms": "0"}
@@ -107,18 +105,7 @@ _RAY_ENV: Final[Mapping[str, str]] = {"RAY_memory_monitor_refresh_ms": "0"}
 def build_vllm_command(request: ServeRequest, topology: Topology) -> tuple[str, ...]:
     """`vllm serve MODEL …` from the settings, for recipes without `command:`. The parallel sizes come from the
     topology (the hosts actually launched); pipeline parallel is left out when it is 1."""
-    values: dict[str, Any] = dict(request.settings)
-    values["tensor_parallel"] = topology.tensor_parallel
-    values["pipeline_parallel"] = topology.pipeline_parallel if topology.pipeline_parallel > 1 else None
-    return ("vllm", "serve", request.model, *render_flags(VLLM_FLAGS, values))
-
-
-def vllm_serve_command(request: ServeRequest, topology: Topology) -> tuple[str, ...]:
-    """The recipe's command as given, or one built from the settings."""
-    if request.command is None:
-        return build_vllm_command(request, topology)
-    check_command_shape(request.command, multi_node=not topology.is_solo)
-    return tuple(request.command)
+    return ("vllm", "serve", request.model, *render_flags(VLLM_FLAGS, with_parallel_sizes(request, topology)))
 
 
 def eugr_nightly_fallback(image: str) -> str | None:
@@ -135,38 +122,26 @@ def eugr_nightly_fallback(image: str) -> str | None:
     return f"{EUGR_NIGHTLY}{suffix}:latest"
 
 
-class VllmRuntimeBase(Runtime):
+class VllmRuntimeBase(EngineRuntime):
     """What both vLLM runtimes share: flag map, defaults, the solo rank, the eugr image fallback."""
 
     family: ClassVar[str] = "vllm"
     default_image: ClassVar[str] = DEFAULT_IMAGE
     default_port: ClassVar[int] = 8000
-    launch_keys: ClassVar[frozenset[str]] = frozenset()
-    base_env: ClassVar[Mapping[str, str]] = {}
+    flags: ClassVar[FlagMap] = VLLM_FLAGS
+    engine_defaults: ClassVar[Mapping[str, Any]] = {"gpu_memory_utilization": 0.8}
+    # `vllm serve`, or `python3 -m vllm.entrypoints.openai.api_server`
+    command_shape: ClassVar[CommandShape] = CommandShape(("vllm",), "vllm serve …", width=4)
+    address_vars: ClassVar[tuple[str, ...]] = _ADDRESS_VARS
 
-    def defaults(self) -> Mapping[str, Any]:
-        return {"port": self.default_port, "host": "0.0.0.0", "gpu_memory_utilization": 0.8}
-
-    def mapped_keys(self) -> frozenset[str]:
-        return frozenset(VLLM_FLAGS) | self.launch_keys
+    def settings_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
+        return build_vllm_command(request, topology)
 
     def fallback_image(self, image: str) -> str | None:
         return eugr_nightly_fallback(image)
 
-    def validate(self, request: ServeRequest) -> list[str]:
-        command = request.command
-        head = command[4:8] if command is not None and is_shell_wrapper(command) else (command or ())[:4]
-        if command is not None and not any("vllm" in token for token in head):
-            return [f"{self.name}: command: does not look like `vllm serve …` (starts with {command[0]!r})"]
-        return []
-
-    def api_port(self, request: ServeRequest, argv: tuple[str, ...]) -> int:
-        return port_in_argv(argv, _PORT, port_setting(request, "port", self.default_port), "--port")
-
     def solo(self, request: ServeRequest, topology: Topology) -> RankSpec:
-        argv = (*vllm_serve_command(request, topology), *request.extra_args)
-        env = rank_env(request, topology, 0, base=self.base_env, address_vars=_ADDRESS_VARS)
-        return RankSpec(rank=0, role="solo", argv=argv, env=env, api_port=self.api_port(request, argv))
+        return self.solo_rank(request, topology, (*self.serve_command(request, topology), *request.extra_args))
 
 
 class VllmDistributedRuntime(VllmRuntimeBase):
@@ -177,7 +152,7 @@ class VllmDistributedRuntime(VllmRuntimeBase):
     def build(self, request: ServeRequest, topology: Topology) -> tuple[RankSpec, ...]:
         if topology.is_solo:
             return (self.solo(request, topology),)
-        serve = vllm_serve_command(request, topology)
+        serve = self.serve_command(request, topology)
         present = (*serve, *request.extra_args)
         if flag_value(present, _BACKEND) == "ray":
             raise RecipeError(
@@ -213,11 +188,8 @@ class VllmDistributedRuntime(VllmRuntimeBase):
             own.append(NodeFlag(("--headless",), "--headless", None, per_rank=True))
         added = missing_node_flags((*serve, *request.extra_args), (*shared, *own))
         argv = (*serve, *added, *request.extra_args)
-        env = rank_env(request, topology, rank, base=self.base_env, address_vars=_ADDRESS_VARS)
-        if rank == 0:
-            api_port = self.api_port(request, argv)
-            return RankSpec(rank=0, role="head", argv=argv, env=env, wait_port=master_port, api_port=api_port)
-        return RankSpec(rank=rank, role="worker", argv=argv, env=env, start_group=1)
+        env = self.rank_env(request, topology, rank)
+        return head_first_rank(rank, argv, env, wait_port=master_port, api_port=self.api_port(request, argv))
 
 
 class VllmRayRuntime(VllmRuntimeBase):
@@ -235,7 +207,7 @@ class VllmRayRuntime(VllmRuntimeBase):
         return (head, *workers)
 
     def head_serve_command(self, request: ServeRequest, topology: Topology) -> tuple[str, ...]:
-        serve = vllm_serve_command(request, topology)
+        serve = self.serve_command(request, topology)
         present = (*serve, *request.extra_args)
         backend = flag_value(present, _BACKEND)
         if backend not in (None, "ray"):
@@ -264,7 +236,7 @@ class VllmRayRuntime(VllmRuntimeBase):
             "" if dashboard_port is None else str(dashboard_port),
         )
         argv = wrap_command(RAY_HEAD, "sparkrun-ray-head", args, serve)
-        env = rank_env(request, topology, 0, base=self.base_env, address_vars=_ADDRESS_VARS)
+        env = self.rank_env(request, topology, 0)
         api_port = self.api_port(request, serve)
         return RankSpec(rank=0, role="head", argv=argv, env=env, wait_port=ray_port, api_port=api_port)
 
@@ -279,5 +251,4 @@ class VllmRayRuntime(VllmRuntimeBase):
             "--block",
             "--disable-usage-stats",
         )
-        env = rank_env(request, topology, rank, base=self.base_env, address_vars=_ADDRESS_VARS)
-        return RankSpec(rank, "worker", argv, env, start_group=1)
+        return RankSpec(rank, "worker", argv, self.rank_env(request, topology, rank), start_group=1)

@@ -1,5 +1,6 @@
 """The bash that sparkrun runs on hosts (package data: `*.sh` here, `container/*.sh` run inside containers), and
-how a script is put together: a quoted preamble of values, `lib.sh`, then the script body.
+how a script is put together: a quoted preamble of values, `lib.sh` (and `chain_lib.sh` for the two ends of a copy
+chain), then the script body.
 
 Values never get formatted into bash text: each becomes `readonly NAME='quoted'` (or a bash array) via `shlex.quote`,
 and the body (a real `.sh` file that passes `bash -n` and shellcheck) only refers to `$NAME`. That closes the quoting
@@ -14,10 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Final
 
 ParamValue = str | int | float | bool | None | Sequence[str]
 
 _NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# The scripts of a copy chain (sender and hops, images and models) share `chain_lib.sh`, put after `lib.sh`.
+CHAIN_SCRIPTS: Final = frozenset({"image_send", "image_recv", "model_send", "model_recv"})
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ def assignment(name: str, value: ParamValue) -> str:
 def render_script(
     name: str, params: Mapping[str, ParamValue] | None = None, *, stdin: bytes = b"", events_to_stderr: bool = False
 ) -> Script:
-    """`render_script("launch", {"IMAGE": "x"})` -> preamble + lib.sh + launch.sh, as one `Script`.
+    """`render_script("launch", {"IMAGE": "x"})` -> preamble + lib.sh + launch.sh, as one `Script` (the
+    `CHAIN_SCRIPTS` with chain_lib.sh between lib.sh and the body).
 
     `events_to_stderr`: the script's stdout is data (a byte stream to pipe elsewhere), so its `@sr` events go to
     stderr instead."""
@@ -70,6 +75,7 @@ def render_script(
             "set -uo pipefail",
             preamble,
             script_text("lib.sh"),
+            *([script_text("chain_lib.sh")] if name in CHAIN_SCRIPTS else []),
             script_text(f"{name}.sh"),
         ]
     )

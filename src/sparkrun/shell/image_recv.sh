@@ -7,26 +7,19 @@
 # Inputs (preamble): MODE, NAME, IMAGE, EXPECT_ID, SKIP_BYTES, NEXT_SSH (array), NEXT_COMMAND, NEXT_NAME
 # Events: hop-start NAME PGID, hop-progress NAME BYTES BYTES, hop-fail NAME STEP CAUSE, hop-next NAME NEXT STATUS
 #   CAUSE, hop-end NAME BYTES BYTES
+# Uses chain_lib.sh (sr_hop_start, sr_count_blocks, sr_chain_forward), which render_script adds after lib.sh.
 # shellcheck disable=SC2154  # inputs come from the preamble
 
 exec 5>&1 # events from inside pipelines whose stdout is data
-read -r pgid < <(ps -o pgid= -p $$) || pgid=""
-sr_emit hop-start "$NAME $pgid"
+sr_hop_start
 old=$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 
-# counted: copy stdin to stdout in 32 MiB blocks, reporting the bytes copied so far after each block.
-counted() {
+received_so_far() {
   # shellcheck disable=SC2034  # read by sr_emit: stdout is the archive going to docker load, events use fd 5
-  local n total=0 SR_EVENT_FD=5
-  exec 4>&1 # the data goes on to stdout; dd's report (on its stderr) is what the substitution reads
-  while :; do
-    n=$(LC_ALL=C dd bs=1M count=32 iflag=fullblock 2>&1 >&4 | awk '/copied/ { print $1 }')
-    if [ -z "$n" ] || ((n == 0)); then break; fi
-    total=$((total + n))
-    sr_emit hop-progress "$NAME $total $total"
-  done
-  echo "$total" >"$tmp/total"
+  local SR_EVENT_FD=5
+  sr_emit hop-progress "$NAME $1 $1"
 }
+received_all() { echo "$1" >"$tmp/total"; }
 
 loaded() { # check the result, drop the image this name used to mean
   local id total
@@ -43,7 +36,7 @@ loaded() { # check the result, drop the image this name used to mean
 receive() {
   local err
   ((SKIP_BYTES > 0)) && dd bs=1M count="$SKIP_BYTES" iflag=count_bytes,fullblock status=none of=/dev/null
-  if ! err=$(counted | docker load -q 2>&1 >/dev/null); then
+  if ! err=$(sr_count_blocks received_so_far received_all | docker load -q 2>&1 >/dev/null); then
     sr_emit hop-fail "$NAME load docker load failed: $(sr_docker_error "$err")"
     cat >/dev/null # keep reading, so the hops after this one still get everything
   fi
@@ -61,15 +54,4 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sparkrun-hop.XXXXXX") || { sr_emit hop-fail "$NAME tmp no temporary directory"; exit 1; }
 trap 'rm -rf "$tmp"' EXIT
-if ((${#NEXT_SSH[@]} == 0)); then
-  receive
-  exit
-fi
-exec 3>&1
-tee -p >(
-  "${NEXT_SSH[@]}" "$NEXT_COMMAND" 2>"$tmp/err" | grep --line-buffered '' >&3
-  echo "${PIPESTATUS[0]}" >"$tmp/rc"
-) | receive
-until [ -s "$tmp/rc" ]; do sleep 0.1; done
-rc=$(<"$tmp/rc")
-((rc == 0)) || sr_emit hop-next "$NAME $NEXT_NAME $rc $(tail -n 1 "$tmp/err")"
+sr_chain_forward receive "$tmp"

@@ -17,6 +17,7 @@
 # Events: hop-start NAME PGID, hop-progress NAME WRITTEN RECEIVED, hop-file NAME IDX STATE (done, bad: checksum
 #   mismatch, gap: the stream began after this host's partial data), hop-fail NAME STEP CAUSE, hop-next NAME NEXT
 #   STATUS CAUSE, hop-end NAME WRITTEN RECEIVED
+# Uses chain_lib.sh (sr_hop_start, sr_chain_forward), which render_script adds after lib.sh.
 # shellcheck disable=SC2154  # inputs come from the preamble
 
 hub=${HUB_DIR/#\~/$HOME}
@@ -26,8 +27,7 @@ suffix=.sparkrun-partial
 written=0 received=0 writing=1
 taking=("${WANT[@]}") # what this host still takes (a file leaves it once complete)
 
-read -r pgid < <(ps -o pgid= -p $$) || pgid=""
-sr_emit hop-start "$NAME $pgid"
+sr_hop_start
 
 sha256_of() {
   if sr_have openssl; then openssl dgst -sha256 -r "$1"; else sha256sum -- "$1"; fi
@@ -159,19 +159,6 @@ if [ "$MODE" = fetch ]; then
   exit
 fi
 
-if ((${#NEXT_SSH[@]} == 0)); then
-  receive
-  exit
-fi
-
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sparkrun-hop.XXXXXX") || { sr_emit hop-fail "$NAME tmp no temporary directory"; exit 1; }
 trap 'rm -rf "$tmp"' EXIT
-exec 3>&1
-# Forward every byte as it arrives (tee -p: a next hop that goes away never stops this one), read our own share.
-tee -p >(
-  "${NEXT_SSH[@]}" "$NEXT_COMMAND" 2>"$tmp/err" | grep --line-buffered '' >&3
-  echo "${PIPESTATUS[0]}" >"$tmp/rc"
-) | receive
-until [ -s "$tmp/rc" ]; do sleep 0.1; done
-rc=$(<"$tmp/rc")
-((rc == 0)) || sr_emit hop-next "$NAME $NEXT_NAME $rc $(tail -n 1 "$tmp/err")"
+sr_chain_forward receive "$tmp"

@@ -10,6 +10,7 @@
 # Stream: HOP_SCRIPTS..., then "F IDX OFFSET LENGTH\n" + LENGTH bytes per chunk, then "E\n".
 # Events: send-file NAME IDX (a file starts), send-progress NAME BYTES, send-end NAME BYTES, send-fail NAME CAUSE,
 #   hop-next NAME NEXT STATUS CAUSE (the first hop's connection ended badly)
+# Uses chain_lib.sh (sr_chain_send), which render_script adds after lib.sh.
 # shellcheck disable=SC2154  # inputs come from the preamble
 
 hub=${HUB_DIR/#\~/$HOME}
@@ -53,21 +54,4 @@ emit_stream() {
   sr_emit send-end "$NAME $sent"
 }
 
-if ((${#NEXT_SSH[@]} == 0)); then
-  emit_stream
-  exit
-fi
-
-err=$(mktemp "${TMPDIR:-/tmp}/sparkrun-send.XXXXXX") || sr_fail send "cannot create a temporary file"
-trap 'rm -f "$err"' EXIT
-exec 3>&1
-# shellcheck disable=SC2034  # read by sr_emit (lib.sh)
-SR_EVENT_FD=3
-# The first hop's stdout carries the events of the whole chain; grep passes them on line by line, so they never
-# interleave with this script's own events mid-line.
-emit_stream | "${NEXT_SSH[@]}" "$NEXT_COMMAND" 2>"$err" | grep --line-buffered ''
-codes=("${PIPESTATUS[@]}")
-if ((codes[1] != 0)); then
-  sr_emit hop-next "$NAME $NEXT_NAME ${codes[1]} $(tail -n 1 "$err")"
-fi
-((codes[0] == 0 && codes[1] == 0))
+sr_chain_send emit_stream
