@@ -40,6 +40,17 @@ sr_require_docker() {
   fi
 }
 
+# sr_gpu_summary: "COUNT NAME" of this host's GPUs as nvidia-smi lists them ("0 none" without nvidia-smi).
+sr_gpu_summary() {
+  local gpus
+  if ! sr_have nvidia-smi; then
+    printf '0 none'
+    return
+  fi
+  gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | sed -e 's/^ *//' -e 's/ *$//')
+  printf '%s %s' "$(printf '%s\n' "$gpus" | grep -c .)" "$(printf '%s\n' "$gpus" | head -n1)"
+}
+
 # sr_docker_alive: fail clearly when the docker daemon stopped answering in the middle of a step.
 sr_docker_alive() {
   docker version --format '{{.Server.Version}}' >/dev/null 2>&1 ||

@@ -13,12 +13,7 @@ sr_emit home "$HOME"
 sr_emit user "$(id -un 2>/dev/null || echo "?")"
 if sr_have curl; then sr_emit curl yes; else sr_emit curl no; fi
 
-if sr_have nvidia-smi; then
-  gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | sed -e 's/^ *//' -e 's/ *$//')
-  sr_emit gpu "$(printf '%s\n' "$gpus" | grep -c .) $(printf '%s\n' "$gpus" | head -n1)"
-else
-  sr_emit gpu "0 none"
-fi
+sr_emit gpu "$(sr_gpu_summary)"
 
 # resolve NAME: an IPv4 address for NAME (itself when it is one already).
 resolve() {

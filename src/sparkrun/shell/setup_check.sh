@@ -57,12 +57,7 @@ else
   sr_emit docker_member no
 fi
 
-if sr_have nvidia-smi; then
-  gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | sed -e 's/^ *//' -e 's/ *$//')
-  sr_emit gpu_host "$(printf '%s\n' "$gpus" | grep -c .) $(printf '%s\n' "$gpus" | head -n1)"
-else
-  sr_emit gpu_host "0 none"
-fi
+sr_emit gpu_host "$(sr_gpu_summary)"
 
 # gpu_try HOW ARGS...: run nvidia-smi -L in a throwaway container; "ok HOW first-gpu-line" or "fail HOW error".
 gpu_try() {
