@@ -22,6 +22,13 @@ mkdir -p "$OUT"
 [ "$(id -u)" = 0 ] || { echo "bench/core_loop.sh: needs root" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 
+export TB_STATE=${TB_STATE:-/var/lib/sparkrun-testbed}
+mkdir -p "$TB_STATE"
+exec 9>>"$TB_STATE/sessions.lock" # one session at a time on the shared cluster (tests/e2e/conftest.py)
+if ! flock -n 9; then
+  echo "waiting for the test cluster (another session holds $TB_STATE/sessions.lock)" >&2
+  flock 9
+fi
 SPARKRUN_CONFIG_DIR=$(mktemp -d)
 export SPARKRUN_CONFIG_DIR SPARKRUN_CACHE_DIR=$SPARKRUN_CONFIG_DIR/cache
 owned=0
