@@ -3,8 +3,9 @@
 #
 #   1. `sparkrun status` on 1, 4 and 8 hosts, warm (SSH masters up), without and with +20 ms on every host's link:
 #      median wall time (hyperfine).
-#   2. Solo launch to ready: `sparkrun run … --no-follow` against the same engine started by hand over plain ssh
-#      (`docker run` + poll /v1/models + one streamed completion), so sparkrun's own overhead = the difference.
+#   2. Solo launch to ready: `sparkrun run … --no-follow --no-sync` (the core loop; bench/distribution.sh measures
+#      the copies) against the same engine started by hand over plain ssh (`docker run` + poll /v1/models + one
+#      streamed completion), so sparkrun's own overhead = the difference.
 #   3. Sequential round trips per phase of a solo and a 2-host launch (from `sparkrun -v`).
 #   4. `run --dry-run` against unreachable hosts: median wall time.
 # Usage: sudo bench/core_loop.sh      (RUNS=10 by default). Leaves the testbed as it found it if one was up with
@@ -80,7 +81,7 @@ hyperfine --style none --runs "$RUNS" --export-json "$OUT/launch-by-hand.json" \
 hyperfine --style none --runs "$RUNS" --export-json "$OUT/launch-sparkrun.json" \
   --prepare "$SR -q stop --all --cluster testbed -H $head" \
   --cleanup "$SR -q stop --all --cluster testbed -H $head" \
-  "$SR -q run qwen3-1.7b-vllm --cluster testbed -H $head --image $IMAGE --no-follow" >/dev/null
+  "$SR -q run qwen3-1.7b-vllm --cluster testbed -H $head --image $IMAGE --no-follow --no-sync" >/dev/null
 hand=$(median "$OUT/launch-by-hand.json")
 spark=$(median "$OUT/launch-sparkrun.json")
 printf '| engine started by hand over ssh (s) | sparkrun run to ready (s) | sparkrun overhead (s) |\n|---|---|---|\n'
@@ -90,7 +91,7 @@ echo
 echo "## sequential round trips per launch (from sparkrun -v)"
 for tp in 1 2; do
   log="$OUT/run-tp$tp.log"
-  "$SR" -v run qwen3-1.7b-vllm --cluster testbed --tp "$tp" --image "$IMAGE" --no-follow >/dev/null 2>"$log"
+  "$SR" -v run qwen3-1.7b-vllm --cluster testbed --tp "$tp" --image "$IMAGE" --no-follow --no-sync >/dev/null 2>"$log"
   "$SR" -q stop --all --cluster testbed >/dev/null
   python3 - "$log" "$tp" <<'PY'
 import re, sys

@@ -47,7 +47,7 @@ def job_spec(job: JobPlan, lr: LaunchRequest, *, dry_run: bool, verify: bool = F
     return SyncSpec(
         hosts=tuple(job.hosts),
         hf_cache=job.hf_cache,
-        model=model_need(lr.model_request, offline=offline, dry_run=dry_run),
+        model=model_need(lr.model_request, offline=offline, dry_run=dry_run, strict=False),
         image=ImageNeed(job.image, job.image_fallback),
         download=lr.selection.cluster.download,
         offline=offline,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from sparkrun.hosts import Host
-from sparkrun.models.errors import ModelNotCachedError
+from sparkrun.models.errors import HubUnreachableError, ModelNotCachedError
 from sparkrun.models.manifest import ModelManifest, ModelRequest, cached_manifest, resolve_manifest
 
 PARTIAL_SUFFIX: Final = ".sparkrun-partial"
@@ -97,9 +97,10 @@ class SyncSpec:
         return self.hosts[0]
 
 
-def model_need(request: ModelRequest | None, *, offline: bool, dry_run: bool) -> ModelNeed | None:
+def model_need(request: ModelRequest | None, *, offline: bool, dry_run: bool, strict: bool = True) -> ModelNeed | None:
     """The model's manifest: from sparkrun's metadata cache when it has it (a dry-run, --offline or HF_HUB_OFFLINE use
-    nothing else), else from the Hub (one metadata request)."""
+    nothing else), else from the Hub (one metadata request). Not `strict` (a `run`): a Hub this machine cannot reach
+    leaves the model unsynced (the engine must find it on the hosts, as with HF_HUB_OFFLINE) instead of failing."""
     if request is None:
         return None
     if dry_run or offline or hub_offline_env():
@@ -108,7 +109,15 @@ def model_need(request: ModelRequest | None, *, offline: bool, dry_run: bool) ->
             return ModelNeed(request, cached)
         why = "--offline asks" if offline else ("HF_HUB_OFFLINE is set: ask" if hub_offline_env() else "a dry-run asks")
         return ModelNeed(request, None, f"its file list is not cached on this machine and {why} the Hub nothing")
-    return ModelNeed(request, resolve_manifest(request))
+    try:
+        return ModelNeed(request, resolve_manifest(request))
+    except HubUnreachableError as exc:
+        if strict:
+            raise
+        cached = cached_manifest(request)
+        if cached is not None:
+            return ModelNeed(request, cached)
+        return ModelNeed(request, None, f"this machine cannot reach the Hub ({exc.cause}; `--no-sync` skips this)")
 
 
 def missing_error(manifest: ModelManifest, hosts: Sequence[str], missing: Sequence[str]) -> ModelNotCachedError:

@@ -15,6 +15,7 @@ from sparkrun.errors import Refused
 from sparkrun.hosts import Host
 from sparkrun.jobs.records import JobStore
 from sparkrun.models import metacache
+from sparkrun.models.errors import HubUnreachableError
 from sparkrun.models.repoinfo import RepoEntry, RepoSnapshot
 from sparkrun.shell import Script
 from sparkrun.transport.fake import FakeTransport, events
@@ -179,3 +180,20 @@ def test_offline_a_run_copies_an_image_that_one_host_has_instead_of_refusing(tmp
     assert [h for h, sc in t.scripts if sc.name == "image_recv"] == [Host("10.0.0.2")]
     image = next(i for i in result.sync["items"] if i["item"].startswith("image "))
     assert {h["host"]: h["moved"] for h in image["hosts"]} == {"10.0.0.1": 0, "10.0.0.2": 4096}
+
+
+def test_a_hub_this_machine_cannot_reach_leaves_the_model_to_the_engine_but_sync_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: connection refused at once
+    t = fake()
+    s, seen = session(t, tmp_path)
+    result = s.run(given(), TWO)  # an air-gapped control machine still launches, as the older tool does
+    warned = [e.message for e in seen if isinstance(e, Warning)]
+    assert any(f"model {MODEL} is not synced: this machine cannot reach the Hub" in w for w in warned), warned
+    assert ("HF_HUB_OFFLINE", "1") not in result.job.ranks[0].container.env
+    assert "launch" in [sc.name for _h, sc in t.scripts]
+    with pytest.raises(HubUnreachableError) as raised:  # `sparkrun sync` was asked for the model: it fails
+        s.sync(given(), TWO)
+    assert raised.value.exit_code == 4
