@@ -117,7 +117,8 @@ def model_need(request: ModelRequest | None, *, offline: bool, dry_run: bool, st
         cached = cached_manifest(request)
         if cached is not None:
             return ModelNeed(request, cached)
-        return ModelNeed(request, None, f"this machine cannot reach the Hub ({exc.cause}; `--no-sync` skips this)")
+        why = exc.cause.rsplit("cannot reach the Hub: ", 1)[-1]
+        return ModelNeed(request, None, f"this machine cannot reach the Hub ({why}; `--no-sync` skips this)")
 
 
 def missing_error(manifest: ModelManifest, hosts: Sequence[str], missing: Sequence[str]) -> ModelNotCachedError:
