@@ -55,6 +55,20 @@ def test_help_and_version_import_none_of_the_heavy_modules(flag: str) -> None:
     assert "LOADED []" in proc.stderr, proc.stderr
 
 
+def test_the_job_commands_load_no_launch_setup_or_distribution_layer() -> None:
+    # `status`, `logs` and `stop` go through sparkrun.api.Session; the layers only `run`, `sync`, `setup` use load on
+    # first use, so those commands start faster.
+    code = (
+        "import sys\n"
+        "from sparkrun.api import Session, Target\n"
+        "Session().select_for_job(Target(hosts='h1'), '')\n"
+        "layers = ('sparkrun.launch', 'sparkrun.setup', 'sparkrun.distribution', 'sparkrun.models')\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith(layers)), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert "LOADED []" in proc.stderr, proc.stderr
+
+
 def test_version_prints_the_package_version() -> None:
     proc = run_cli("--version")
     assert proc.returncode == 0

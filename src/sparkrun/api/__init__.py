@@ -12,10 +12,28 @@ and other programs call the same functions:
     session.stop(Target(), result.job.job)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from sparkrun.api.results import RunPlan, RunResult, Target
 from sparkrun.api.session import Session
-from sparkrun.launch.request import RecipeInput
-from sparkrun.setup import HostSetup, Limits, Prompts, SetupOptions, new_cluster, run_wizard
+
+if TYPE_CHECKING:
+    from sparkrun.launch.request import RecipeInput
+    from sparkrun.setup import HostSetup, Limits, Prompts, SetupOptions, new_cluster, run_wizard
+
+# Names of the launch and setup layers load on first use (PEP 562), so `status`/`logs`/`stop` do not pay for them.
+_LAZY = {"RecipeInput": "sparkrun.launch.request"} | dict.fromkeys(
+    ("HostSetup", "Limits", "Prompts", "SetupOptions", "new_cluster", "run_wizard"), "sparkrun.setup"
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sparkrun.api' has no attribute {name!r}")
+    import importlib  # deferred: only a lazy name's first use gets here
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
 
 __all__ = [
     "HostSetup",

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparkrun.clusters import Cluster, HostSelection
 from sparkrun.core.events import Emit, StepFinished, StepProgress
 from sparkrun.core.plan import Plan
 from sparkrun.hosts import Host
-from sparkrun.launch.lease import Heartbeat, lease_events
-from sparkrun.launch.planner import JobPlan
-from sparkrun.recipes.resolved import preview_hosts
+
+if TYPE_CHECKING:  # the launch layer loads only for commands that launch (see api/session.py)
+    from sparkrun.launch.lease import Heartbeat
+    from sparkrun.launch.planner import JobPlan
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class RunResult:
 
 
 def placeholders(count: int) -> HostSelection:
+    from sparkrun.recipes.resolved import preview_hosts  # deferred: only a dry-run without hosts needs it
+
     names = preview_hosts(count)
     return HostSelection(tuple(Host(n) for n in names), "no hosts given: placeholders", Cluster("", names))
 
@@ -82,6 +85,7 @@ def placeholders(count: int) -> HostSelection:
 def collecting(emit: Emit, result: RunResult, heartbeat: Heartbeat | None = None) -> Iterator[Emit]:
     """Pass events on, and keep what a run result reports: timings, the names the engine serves. Arms the lease
     heartbeat on each host whose lease started, and says how hosts the cleanup could not reach clean up."""
+    from sparkrun.launch.lease import lease_events  # deferred: only a launch collects (see api/session.py)
 
     def collect(event: Any) -> None:
         if isinstance(event, StepProgress) and event.step.script == "readiness":

@@ -29,22 +29,21 @@ from sparkrun.jobs.control import (
 from sparkrun.jobs.identity import JOB_ID_RE
 from sparkrun.jobs.lookup import selection_for_job, selection_for_records, ssh_to_record
 from sparkrun.jobs.records import JobStore
-from sparkrun.launch.facts import HostFacts, parse_facts
-from sparkrun.launch.guard import check_job
-from sparkrun.launch.lease import Heartbeat, Lease, LeasedTransport, lease_seconds, renewing
-from sparkrun.launch.planner import JobPlan, plan_job
-from sparkrun.launch.request import RecipeInput, launch_request, resolve_input
-from sparkrun.launch.steps import check_facts, launch_error, launch_plan, probe_plan, reusable
-from sparkrun.recipes.resolved import ResolvedRecipe
-from sparkrun.setup import HostSetup, Origin
 from sparkrun.shell import ParamValue, render_script
 from sparkrun.transport.base import Transport
 
+# The launch, distribution and setup layers load only in the methods that use them (their imports say "deferred:
+# see above"): `status`, `logs` and `stop` need none of them and start faster for it.
 if TYPE_CHECKING:
     from sparkrun.distribution.cache_ops import CacheOps
     from sparkrun.distribution.memory import MemoryCheck
     from sparkrun.distribution.report import SyncReport as Synced
     from sparkrun.distribution.runner import JobSync
+    from sparkrun.launch.facts import HostFacts
+    from sparkrun.launch.planner import JobPlan
+    from sparkrun.launch.request import RecipeInput
+    from sparkrun.recipes.resolved import ResolvedRecipe
+    from sparkrun.setup import HostSetup
 
 
 class Session:
@@ -110,6 +109,8 @@ class Session:
         confirm: Callable[[str], bool] | None,
         warn: Callable[[str], None] | None = None,
     ) -> ResolvedRecipe:
+        from sparkrun.launch.request import resolve_input  # deferred: see above
+
         def notify(message: str) -> None:
             self.emit(Note(message))
 
@@ -129,6 +130,10 @@ class Session:
         confirm: Callable[[str], bool] | None,
         warn: Callable[[str], None] | None = None,
     ) -> tuple[JobPlan, Any]:
+        from sparkrun.launch.guard import check_job  # deferred: see above
+        from sparkrun.launch.planner import plan_job  # deferred: see above
+        from sparkrun.launch.request import launch_request  # deferred: see above
+
         resolved = self._recipe(given, dry_run=dry_run, confirm=confirm, warn=warn)
         if dry_run and not target.given and self._default_selection() is None:
             selection = placeholders(resolved.nodes)
@@ -139,6 +144,9 @@ class Session:
 
     def plan_run(self, given: RecipeInput, target: Target) -> RunPlan:
         """The dry-run: everything `run` would do, without a connection, deterministic."""
+        from sparkrun.launch.lease import Lease, lease_seconds  # deferred: see above
+        from sparkrun.launch.steps import launch_plan, probe_plan  # deferred: see above
+
         warnings: list[str] = []
 
         def warn(message: str) -> None:  # emitted as usual, and kept for the plan
@@ -156,6 +164,9 @@ class Session:
         return RunPlan(job, dataclasses.replace(plan, notes=(*plan.notes, *notes)), tuple(warnings), needs)
 
     def probe(self, job: JobPlan) -> dict[str, HostFacts]:
+        from sparkrun.launch.facts import parse_facts  # deferred: see above
+        from sparkrun.launch.steps import probe_plan  # deferred: see above
+
         finished = apply(probe_plan(job), self.transport, emit=self.emit)
         return {e.result.host: parse_facts(e.result.host, e.result.output) for e in finished if e.result}
 
@@ -174,6 +185,10 @@ class Session:
         job's containers are removed on every host before the error is raised (unless `keep_on_failure`); hosts
         out of reach remove them when their launch lease runs out. `hold`: keep renewing the lease after the launch
         instead of confirming it (`--foreground`: the job ends with this session; `release(result)` when done)."""
+        from sparkrun.launch.guard import check_job  # deferred: see above
+        from sparkrun.launch.planner import plan_job  # deferred: see above
+        from sparkrun.launch.steps import check_facts, reusable  # deferred: see above
+
         first, lr = self._resolve(given, target, dry_run=False, confirm=confirm)
         hosts = list(first.topology.hosts)
         with self.store.pending(first.job, "launch", recipe=first.recipe_name, hosts=hosts):
@@ -202,6 +217,15 @@ class Session:
     def _launch(
         self, job: JobPlan, facts: dict[str, HostFacts], *, wait_ready: bool, keep_on_failure: bool, hold: bool
     ) -> RunResult:
+        from sparkrun.launch.lease import (  # deferred: see above
+            Heartbeat,
+            Lease,
+            LeasedTransport,
+            lease_seconds,
+            renewing,
+        )
+        from sparkrun.launch.steps import launch_error, launch_plan  # deferred: see above
+
         # --no-rm keeps a failed launch's containers on purpose: no lease then.
         lease = None if keep_on_failure else Lease.new(job.job, lease_seconds(self.config))
         plan = launch_plan(job, facts, wait_ready=wait_ready, lease=lease, hold=hold)
@@ -256,6 +280,7 @@ class Session:
         """`sparkrun sync`: the recipe's model and image onto every selected host, nothing launched. Options:
         `download` (auto|control|head), `verify`, `dry_run` (the steps and what the recipe needs; no connection)."""
         from sparkrun.distribution.runner import sync_request  # deferred: loads the model layer
+        from sparkrun.launch.request import launch_request  # deferred: see above
 
         lr = launch_request(self._recipe(given, dry_run=True, confirm=None), self.select(target), given)
         return sync_request(lr, transport=self.transport, emit=self.emit, **options)
@@ -269,6 +294,7 @@ class Session:
     def vram(self, given: RecipeInput, *, offline: bool = False) -> MemoryCheck:
         """The per-host memory estimate of the recipe as `run` would plan it (`recipe vram`, `show`)."""
         from sparkrun.distribution.memory import check_request  # deferred: loads the model layer
+        from sparkrun.launch.request import launch_request  # deferred: see above
 
         resolved = self._recipe(given, dry_run=True, confirm=None)
         return check_request(launch_request(resolved, placeholders(resolved.nodes), given), offline)
@@ -332,5 +358,7 @@ class Session:
     def setup(self, target: Target, *, user: str | None = None) -> HostSetup:
         """Host setup and checks on the target's hosts (`sparkrun.setup`): `.check()`, `.plan()`, `.apply()`,
         `.fix()`; `user` replaces the SSH user. Fix commands it prints name the hosts the way `target` does."""
+        from sparkrun.setup import HostSetup, Origin  # deferred: the setup layer loads only for `setup`
+
         origin = Origin(target.hosts, target.hosts_file, target.cluster, user)
         return HostSetup(lambda: self.select(target), self.transport, emit=self.emit, origin=origin)
