@@ -35,9 +35,11 @@ health:
 EOF
   (exec setsid docker-registry serve "$d/config.yml") </dev/null >>"$d/registry.log" 2>&1 9>&- &
   echo $! >"$d/pid"
-  for ((n = 0; n < 200; n++)); do
+  # Wait while the process lives (kill -0: its command line shows config.yml only once setsid has exec'd the
+  # registry, so registry_running would end the wait too early on a busy machine); up to 30 s.
+  for ((n = 0; n < 600; n++)); do
     registry_answers && { log "registry: http://$TB_REGISTRY (pid $(pid_of "$d/pid"), data $d/data)"; return 0; }
-    registry_running || break
+    kill -0 "$(pid_of "$d/pid")" 2>/dev/null || break
     sleep 0.05
   done
   die "the registry did not start: $(tail -n 3 "$d/registry.log" 2>/dev/null | tr '\n' ' ')"
