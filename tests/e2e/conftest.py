@@ -27,6 +27,7 @@ import fcntl
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import IO
 
 import pytest
 
+from sparkrun.transport.ssh import SshTransport
 from testbed.harness import USER, SetState, StateValue, Testbed, find_leftovers
 
 REQUIRED_TOOLS = (
@@ -169,3 +171,13 @@ def spark_cluster(testbed: Testbed, sparkrun_env: dict[str, str]) -> str:
     """A cluster `testbed-spark` in sparkrun_env's config dir: the testbed's hosts, SSH user `spark`."""
     testbed.cluster_file(Path(sparkrun_env["SPARKRUN_CONFIG_DIR"]), user=USER, name="testbed-spark")
     return "testbed-spark"
+
+
+@pytest.fixture
+def transport(sparkrun_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[SshTransport]:
+    """sparkrun's own SSH transport, set up as the CLI would be on this cluster (tests of transport operations)."""
+    for key in ("PATH", "HOME"):
+        monkeypatch.setenv(key, sparkrun_env[key])
+    control = Path(tempfile.mkdtemp(prefix="srcm-", dir="/tmp"))  # a socket path holds at most 107 bytes
+    yield SshTransport(control_dir=control)
+    shutil.rmtree(control, ignore_errors=True)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
-import tempfile
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from e2e.cli import IMAGE, ok, sparkrun, sparkrun_containers
+from e2e.mesh import mesh_root
 from sparkrun.hosts import Host
 from sparkrun.shell import Script
 from sparkrun.transport.base import Direct
@@ -93,25 +92,6 @@ def test_a_failed_docker_run_names_dockers_own_error(env: dict[str, str], testbe
     assert sparkrun_containers(testbed) == {}
 
 
-@pytest.fixture
-def transport(sparkrun_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[SshTransport]:
-    for key in ("PATH", "HOME"):
-        monkeypatch.setenv(key, sparkrun_env[key])
-    control = Path(tempfile.mkdtemp(prefix="srcm-", dir="/tmp"))  # a socket path holds at most 107 bytes
-    yield SshTransport(control_dir=control)
-    shutil.rmtree(control, ignore_errors=True)
-
-
-def _mesh(testbed: Testbed, source: str, sink: str) -> None:
-    """Let root on `source` reach `sink` over SSH (what `sparkrun setup ssh` does), if the testbed has no mesh."""
-    if testbed.exec(source, f"ssh -o BatchMode=yes -o ConnectTimeout=3 {sink} true", check=False).returncode == 0:
-        return
-    testbed.exec(source, "test -f ~/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -f ~/.ssh/id_ed25519")
-    key = testbed.exec(source, "cat ~/.ssh/id_ed25519.pub").stdout.strip()
-    testbed.exec(sink, f"mkdir -p ~/.ssh && echo {shlex.quote(key)} >> ~/.ssh/authorized_keys")
-    testbed.exec(source, f"ssh-keyscan -H {sink} >> ~/.ssh/known_hosts 2>/dev/null")
-
-
 @pytest.mark.parametrize("direct", [False, True], ids=["through-control", "host-to-host"])
 def test_100_mb_piped_between_hosts_arrive_byte_identical(
     transport: SshTransport, testbed: Testbed, direct: bool
@@ -120,7 +100,7 @@ def test_100_mb_piped_between_hosts_arrive_byte_identical(
     testbed.exec(src, "head -c 100000000 /dev/urandom > /tmp/blob")
     want = testbed.exec(src, "sha256sum /tmp/blob").stdout.split()[0]
     if direct:
-        _mesh(testbed, src, dst)
+        mesh_root(testbed, src, dst)
     source = Script("send", "set -o pipefail\ncat /tmp/blob\n")
     sink = Script("receive", "set -o pipefail\ncat > /tmp/received && sha256sum /tmp/received\n")
     tracemalloc.start()

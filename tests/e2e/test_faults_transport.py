@@ -4,16 +4,13 @@ refuses the source's SSH, a pipe through this machine whose sink's link is cut m
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from e2e.faultkit import Sshd, restore
+from e2e.mesh import mesh_root
 from reliability_report import CaseLog
 from sparkrun.hosts import Host
 from sparkrun.shell import Script
@@ -22,25 +19,6 @@ from sparkrun.transport.ssh import SshTransport, ssh_hint
 from testbed.harness import Testbed
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def transport(sparkrun_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[SshTransport]:
-    for key in ("PATH", "HOME"):
-        monkeypatch.setenv(key, sparkrun_env[key])
-    control = Path(tempfile.mkdtemp(prefix="srcm-"))  # short: a socket path holds at most 107 bytes
-    yield SshTransport(control_dir=control)
-    shutil.rmtree(control, ignore_errors=True)
-
-
-def _mesh(testbed: Testbed, source: str, sink: str) -> None:
-    """Let root on `source` reach `sink` over SSH, if the testbed has no mesh yet."""
-    if testbed.exec(source, f"ssh -o BatchMode=yes -o ConnectTimeout=3 {sink} true", check=False).returncode == 0:
-        return
-    testbed.exec(source, "test -f ~/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -f ~/.ssh/id_ed25519")
-    key = testbed.exec(source, "cat ~/.ssh/id_ed25519.pub").stdout.strip()
-    testbed.exec(sink, f"mkdir -p ~/.ssh && echo '{key}' >> ~/.ssh/authorized_keys")
-    testbed.exec(source, f"ssh-keyscan -H {sink} >> ~/.ssh/known_hosts 2>/dev/null")
 
 
 def test_transport_operations_name_ssh_failures(
@@ -71,7 +49,7 @@ def test_transport_operations_name_ssh_failures(
         sshd.start()
     causes["channel, sshd dead"] = (result.host, *result.failure())
     # 3. host to host: the source's own SSH to the sink is refused
-    _mesh(testbed, h1, h3)
+    mesh_root(testbed, h1, h3)
     sink_sshd = Sshd(testbed, h3)
     sink_sshd.kill()
     try:
